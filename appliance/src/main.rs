@@ -1,0 +1,3 @@
+//! The `picket` binary. OWNER: appliance helper. (skeleton)
+#![forbid(unsafe_code)]
+fn main() {}

@@ -1,0 +1,382 @@
+//! The shared model of Picket: scans, hosts, ports, services and findings.
+//!
+//! Why a crate of its own: every scanner (netscan today; host, web and image scanners later), the
+//! appliance's store, its report writers and the platform all speak these types. Keeping them in one
+//! small crate with no I/O lets each of those depend on the vocabulary without depending on each other.
+//!
+//! The types are encoded twice: as JSON for users (see `shared/CONTRACT.md`) and as postcard records in
+//! the store. Postcard is not self-describing, so these types must not use `skip_serializing_if`,
+//! `flatten`, untagged enums or `serde_json::Value`: every field is always written. Optional keys are
+//! `Option`s that the JSON writer may prune (`prune_nulls`).
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Version string reported in every JSON report.
+pub const PICKET_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Severity of a finding, ordered from least to most severe so that `--fail-on` is a comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 5] = [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error returned when a severity name is not one of the five the contract defines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownSeverity(pub String);
+
+impl fmt::Display for UnknownSeverity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown severity {:?} (expected one of critical, high, medium, low, info)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownSeverity {}
+
+impl FromStr for Severity {
+    type Err = UnknownSeverity;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Severity::ALL
+            .into_iter()
+            .find(|sev| sev.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownSeverity(s.to_owned()))
+    }
+}
+
+/// What kind of scan produced a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanKind {
+    Net,
+    Host,
+    Containers,
+    Image,
+    Web,
+}
+
+impl ScanKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanKind::Net => "net",
+            ScanKind::Host => "host",
+            ScanKind::Containers => "containers",
+            ScanKind::Image => "image",
+            ScanKind::Web => "web",
+        }
+    }
+}
+
+/// The `scan` object of every report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanMeta {
+    /// Sortable unique id: `YYYYMMDDTHHMMSSZ-xxxxxxxx` (UTC start time, then random hex).
+    pub id: String,
+    pub kind: ScanKind,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    /// RFC 3339, UTC.
+    pub finished_at: String,
+    /// The targets as the user gave them.
+    pub targets: Vec<String>,
+}
+
+/// The asset a finding is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Asset {
+    pub address: Option<String>,
+    pub hostname: Option<String>,
+    pub port: Option<u16>,
+    pub protocol: Option<Protocol>,
+    pub url: Option<String>,
+}
+
+/// A finding, as the contract defines it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable id: the same issue on the same asset gets the same id in every scan.
+    pub id: String,
+    pub title: String,
+    pub severity: Severity,
+    pub cwe: Vec<u32>,
+    pub cve: Vec<String>,
+    pub asset: Asset,
+    /// Human-readable evidence: what was sent and seen.
+    pub evidence: String,
+    pub remediation: String,
+}
+
+/// Transport protocol of a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// State of a scanned port, named as nmap names them so users can compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PortState {
+    #[serde(rename = "open")]
+    Open,
+    #[serde(rename = "closed")]
+    Closed,
+    #[serde(rename = "filtered")]
+    Filtered,
+    /// UDP with no answer at all: it may be open and silent, or filtered.
+    #[serde(rename = "open|filtered")]
+    OpenFiltered,
+}
+
+impl PortState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortState::Open => "open",
+            PortState::Closed => "closed",
+            PortState::Filtered => "filtered",
+            PortState::OpenFiltered => "open|filtered",
+        }
+    }
+}
+
+impl fmt::Display for PortState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What was identified behind an open port.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    /// Protocol name, lowercase: `ssh`, `http`, `https`, `smtp`, `dns`, ...
+    pub name: String,
+    /// Implementation, e.g. `OpenSSH`, `nginx`, `Redis`.
+    pub product: Option<String>,
+    /// Version as the service announced it, e.g. `9.2p1`.
+    pub version: Option<String>,
+    /// Extra detail the service revealed (distribution patch level, OS hint...).
+    pub extra: Option<String>,
+    /// CPE 2.3 names.
+    pub cpe: Vec<String>,
+    /// True when the service spoke TLS on this port (the `tls` object then holds the details).
+    pub tunnel_tls: bool,
+    /// First bytes the service sent, printable-escaped and truncated, for humans.
+    pub banner: Option<String>,
+}
+
+/// TLS details of a port that speaks TLS.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsInfo {
+    pub subject: String,
+    pub issuer: String,
+    pub sans: Vec<String>,
+    /// RFC 3339.
+    pub not_before: String,
+    /// RFC 3339.
+    pub not_after: String,
+    /// Protocol versions the server accepted, e.g. `["TLSv1.2", "TLSv1.3"]`.
+    pub versions: Vec<String>,
+    pub self_signed: bool,
+    /// Hex SHA-256 of the leaf certificate (DER).
+    pub sha256: String,
+}
+
+/// One port's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortResult {
+    pub port: u16,
+    pub protocol: Protocol,
+    pub state: PortState,
+    /// Why the state was decided: `syn-ack`, `rst`, `no-response`, `icmp-unreach`, `udp-response`, `connect`...
+    pub reason: String,
+    pub service: Option<Service>,
+    pub tls: Option<TlsInfo>,
+}
+
+/// Whether a host answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostStatus {
+    Up,
+    Down,
+}
+
+/// Operating-system family guessed from a host's TCP/IP stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OsGuess {
+    /// `linux`, `windows`, `bsd`, `macos`, `network-device`, `unknown`.
+    pub family: String,
+    /// 0-100.
+    pub confidence: u8,
+    /// What the guess rests on, e.g. `ttl=64 window=64240 options=MSS,SACK,TS,NOP,WS`.
+    pub evidence: String,
+}
+
+/// Per-host counts of ports that are not listed individually.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortSummary {
+    pub open: u32,
+    pub closed: u32,
+    pub filtered: u32,
+    pub open_filtered: u32,
+}
+
+/// One host of a network scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetHost {
+    pub address: String,
+    pub status: HostStatus,
+    /// Why the host is considered up (or down): `arp-response`, `nd-response`, `echo-reply`,
+    /// `timestamp-reply`, `syn-ack`, `rst`, `user-set` (with `--no-ping`), `no-response`.
+    pub reason: String,
+    pub hostnames: Vec<String>,
+    pub mac: Option<String>,
+    pub os: Option<OsGuess>,
+    /// Open and open|filtered ports; closed and filtered too when `--all-ports` was given.
+    pub ports: Vec<PortResult>,
+    /// Counts over every scanned port of this host, listed or not.
+    pub port_summary: PortSummary,
+    /// Smoothed round-trip time in microseconds, when measured.
+    pub rtt_us: Option<u64>,
+}
+
+/// A whole network-scan report (`picket scan net --format json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetReport {
+    pub picket_version: String,
+    pub scan: ScanMeta,
+    pub hosts: Vec<NetHost>,
+    pub findings: Vec<Finding>,
+    /// Scan statistics (probes sent, retransmissions, scan technique...), for humans and benchmarks.
+    pub stats: ScanStats,
+}
+
+/// Counters that explain how a scan went.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanStats {
+    /// `syn` or `connect`.
+    pub technique: String,
+    pub addresses_targeted: u64,
+    pub hosts_up: u64,
+    pub probes_sent: u64,
+    pub retransmissions: u64,
+    /// Times the congestion control detected loss or rate limiting and slowed down.
+    pub rate_limit_events: u64,
+    pub duration_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_orders_and_parses() {
+        assert!(Severity::Critical > Severity::High);
+        assert!(Severity::Info < Severity::Low);
+        assert_eq!("HIGH".parse::<Severity>(), Ok(Severity::High));
+        assert!("severe".parse::<Severity>().is_err());
+    }
+
+    #[test]
+    fn port_state_json_names_match_contract() {
+        let s = serde_json::to_string(&PortState::OpenFiltered).unwrap_or_default();
+        assert_eq!(s, "\"open|filtered\"");
+    }
+
+    #[test]
+    fn net_report_round_trips_through_postcard() {
+        let report = NetReport {
+            picket_version: PICKET_VERSION.into(),
+            scan: ScanMeta {
+                id: "20261121T070000Z-deadbeef".into(),
+                kind: ScanKind::Net,
+                started_at: "2026-11-21T07:00:00Z".into(),
+                finished_at: "2026-11-21T07:00:01Z".into(),
+                targets: vec!["198.18.0.0/24".into()],
+            },
+            hosts: vec![NetHost {
+                address: "198.18.0.10".into(),
+                status: HostStatus::Up,
+                reason: "arp-response".into(),
+                hostnames: vec!["ssh.test".into()],
+                mac: Some("02:00:00:00:00:0a".into()),
+                os: None,
+                ports: vec![PortResult {
+                    port: 22,
+                    protocol: Protocol::Tcp,
+                    state: PortState::Open,
+                    reason: "syn-ack".into(),
+                    service: Some(Service {
+                        name: "ssh".into(),
+                        product: Some("OpenSSH".into()),
+                        version: Some("9.2p1".into()),
+                        ..Service::default()
+                    }),
+                    tls: None,
+                }],
+                port_summary: PortSummary {
+                    open: 1,
+                    closed: 999,
+                    ..PortSummary::default()
+                },
+                rtt_us: Some(80),
+            }],
+            findings: vec![],
+            stats: ScanStats::default(),
+        };
+        let bytes = postcard::to_stdvec(&report).unwrap_or_default();
+        let back: Result<NetReport, _> = postcard::from_bytes(&bytes);
+        assert_eq!(back.ok(), Some(report));
+    }
+}

@@ -1,0 +1,1 @@
+//! Packet building and parsing for raw-socket probes. OWNER: lead.
