@@ -17,12 +17,9 @@ pub const TOP100: [u16; 100] = [
     // Web.
     80, 443, 8080, 8443, 8000, 8008, 8081, 8888, 3000, 5000, 9000, 9090, 9443, 81, 8088,
     // Mail.
-    25, 110, 143, 465, 587, 993, 995,
-    // Name, directory and authentication services.
-    53, 88, 389, 636, 464, 3268, 3269, 113,
-    // Windows and file sharing.
-    135, 139, 445, 2049, 111, 548, 49152,
-    // Databases and caches.
+    25, 110, 143, 465, 587, 993, 995, // Name, directory and authentication services.
+    53, 88, 389, 636, 464, 3268, 3269, 113, // Windows and file sharing.
+    135, 139, 445, 2049, 111, 548, 49152, // Databases and caches.
     1433, 1521, 3306, 5432, 6379, 11211, 27017, 9200, 5984, 7000, 9042,
     // Message queues and streaming.
     5672, 15672, 9092, 1883, 8883, 61616,
@@ -32,6 +29,14 @@ pub const TOP100: [u16; 100] = [
     515, 631, 9100, 5060, 5061, 554, 502, 102, 1080, 3128,
     // Other services commonly left listening.
     79, 119, 179, 427, 5222, 6000, 5601, 9418, 3260,
+];
+
+/// Well-known ports above the contiguous low block that `top1000` still wants (RPC endpoint
+/// mapper over HTTP, IKE, r-services, Kerberos administration, NNTP over TLS, common alternates).
+const TOP1000_NOTABLE_LOW: &[u16] = &[
+    497, 500, 512, 524, 541, 543, 544, 555, 563, 593, 616, 617, 625, 646, 666, 711, 714, 749, 777,
+    783, 787, 800, 801, 808, 843, 880, 888, 898, 900, 911, 981, 987, 992, 999, 1000, 1001, 1002,
+    1007, 1009, 1010, 1011, 1021, 1022, 1023, 1024,
 ];
 
 /// High ports (above 1024) added to `top1000` beyond those in [`TOP100`]: registered IANA service
@@ -83,13 +88,14 @@ pub fn top100() -> Vec<u16> {
     v
 }
 
-/// The `top1000` list, sorted: [`TOP100`], the high service ports above, and then the well-known
-/// range from port 1 upwards until the list holds exactly 1000 ports. (All of 1-1024 alone would
-/// already be 1024 ports, so the lowest well-known ports are preferred, which keeps every
-/// historically assigned service below ~900 in the list.)
+/// The `top1000` list, sorted: [`TOP100`], notable low ports, the high service ports above, and then
+/// the well-known range from port 1 upwards until the list holds exactly 1000 ports. (All of 1-1024
+/// alone would already be 1024 ports, so the contiguous block stops at about 420; the notable low
+/// ports above it are listed explicitly.)
 pub fn top1000() -> Vec<u16> {
     let mut set = std::collections::BTreeSet::new();
     set.extend(TOP100.iter().copied());
+    set.extend(TOP1000_NOTABLE_LOW.iter().copied());
     for &p in TOP1000_HIGH {
         if set.len() >= TOP1000_LEN {
             break;
@@ -215,7 +221,9 @@ mod tests {
         for p in top100() {
             assert!(t.contains(&p), "top1000 lacks top100 port {p}");
         }
-        for p in [1433, 2049, 2375, 5672, 5986, 6443, 9200, 10250, 15672, 27017, 50000] {
+        for p in [
+            1433, 2049, 2375, 5672, 5986, 6443, 9200, 10250, 15672, 27017, 50000,
+        ] {
             assert!(t.contains(&p), "top1000 lacks {p}");
         }
         assert!(!t.contains(&0));
@@ -224,12 +232,18 @@ mod tests {
     #[test]
     fn parses_lists_ranges_and_keywords() {
         assert_eq!(parse_port_spec("22,80,443").ok(), Some(vec![22, 80, 443]));
-        assert_eq!(parse_port_spec("443, 22 ,80,22").ok(), Some(vec![22, 80, 443]));
+        assert_eq!(
+            parse_port_spec("443, 22 ,80,22").ok(),
+            Some(vec![22, 80, 443])
+        );
         assert_eq!(parse_port_spec("1-1024").map(|v| v.len()).ok(), Some(1024));
         assert_eq!(parse_port_spec("all").map(|v| v.len()).ok(), Some(65535));
         assert_eq!(parse_port_spec("-").map(|v| v.len()).ok(), Some(65535));
         assert_eq!(parse_port_spec("-10").ok(), Some((1..=10).collect()));
-        assert_eq!(parse_port_spec("65530-").ok(), Some((65530..=65535).collect()));
+        assert_eq!(
+            parse_port_spec("65530-").ok(),
+            Some((65530..=65535).collect())
+        );
         assert_eq!(parse_port_spec("none").ok(), Some(vec![]));
         assert_eq!(parse_port_spec("TOP100").map(|v| v.len()).ok(), Some(100));
         assert_eq!(parse_port_spec("top1000").map(|v| v.len()).ok(), Some(1000));
@@ -242,8 +256,20 @@ mod tests {
     #[test]
     fn errors_name_the_spec() {
         for bad in [
-            "", " ", "0", "65536", "22,", ",22", "80-22", "http", "1-2-3", "top10", "22;80",
-            "99999999999999999999", "+22", "1 2",
+            "",
+            " ",
+            "0",
+            "65536",
+            "22,",
+            ",22",
+            "80-22",
+            "http",
+            "1-2-3",
+            "top10",
+            "22;80",
+            "99999999999999999999",
+            "+22",
+            "1 2",
         ] {
             match parse_port_spec(bad) {
                 Err(NetscanError::BadPorts { spec, .. }) => assert_eq!(spec, bad),
