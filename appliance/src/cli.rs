@@ -1,0 +1,271 @@
+//! The command line, as `shared/CONTRACT.md` defines it (clap derive).
+//!
+//! Why a module of declarations only: the contract is the interface scripts depend on, so it is
+//! kept readable in one place, apart from what the commands do.
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use picket_model::Severity;
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  the command did its job (with --fail-on: no finding at or above the threshold)
+  1  --fail-on SEVERITY was given and a finding at or above it was reported
+  2  usage or input error: bad argument, unreadable file, malformed target, unknown scan id
+  3  runtime failure: the job could not complete (store locked or corrupted, network error)
+
+Scans are kept in the store under --state-dir (default /var/lib/picket as root, else
+$XDG_STATE_HOME/picket or ~/.local/state/picket).";
+
+/// Picket: an edge vulnerability scanner.
+#[derive(Debug, Parser)]
+#[command(name = "picket", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Directory of the store (scan history).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Report format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Write the report to FILE (atomically) instead of standard output.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Exit with status 1 when a finding at or above SEVERITY is reported
+    /// (critical, high, medium, low, info).
+    #[arg(long, global = true, value_name = "SEVERITY", value_parser = parse_severity)]
+    pub fail_on: Option<Severity>,
+
+    /// More diagnostics on standard error (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only errors on standard error: no progress, no warnings.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+fn parse_severity(s: &str) -> Result<Severity, String> {
+    s.parse::<Severity>().map_err(|e| e.to_string())
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Json,
+    Table,
+    Sarif,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scan and keep its report in the store.
+    #[command(subcommand)]
+    Scan(ScanCommand),
+    /// Browse the stored scan history.
+    #[command(subcommand)]
+    Scans(ScansCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScanCommand {
+    /// Discover hosts, open ports and services on a network.
+    Net(NetArgs),
+}
+
+/// `picket scan net`.
+#[derive(Debug, Args)]
+pub struct NetArgs {
+    /// IPv4/IPv6 address, CIDR, range (a.b.c.d-e), hostname or @file.
+    #[arg(required = true, value_name = "TARGET")]
+    pub targets: Vec<String>,
+
+    /// TCP ports: 22,80,443 | 1-1024 | top100 | top1000 | all | none.
+    #[arg(long, value_name = "SPEC", default_value = "top1000")]
+    pub ports: String,
+
+    /// UDP ports, same syntax as --ports.
+    #[arg(long, value_name = "SPEC", default_value = "none")]
+    pub udp_ports: String,
+
+    /// Probes per second at most, over all hosts.
+    #[arg(long, value_name = "PPS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: Option<u32>,
+
+    /// Targets not to scan (repeat the option or separate with commas).
+    #[arg(long, value_name = "TARGET", value_delimiter = ',', action = ArgAction::Append)]
+    pub exclude: Vec<String>,
+
+    /// Skip host discovery: treat every target as up.
+    #[arg(long)]
+    pub no_ping: bool,
+
+    /// Skip service and version detection.
+    #[arg(long)]
+    pub no_service: bool,
+
+    /// List hosts that are down too.
+    #[arg(long)]
+    pub all_hosts: bool,
+
+    /// List closed and filtered ports too.
+    #[arg(long)]
+    pub all_ports: bool,
+
+    /// Skip reverse DNS lookups.
+    #[arg(long)]
+    pub no_rdns: bool,
+
+    /// Use the unprivileged TCP connect scan even with raw-socket privilege.
+    #[arg(long)]
+    pub connect: bool,
+
+    /// Times an unanswered probe is sent again.
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u8).range(0..=10))]
+    pub retries: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScansCommand {
+    /// List stored scans, oldest first.
+    List,
+    /// Show a stored scan's report. ID: an id, a unique prefix of one, `latest` or `previous`.
+    Show {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// What changed between two stored net scans (ids as for `show`).
+    Diff {
+        #[arg(value_name = "OLD")]
+        old: String,
+        #[arg(value_name = "NEW")]
+        new: String,
+    },
+}
+
+impl NetArgs {
+    /// The scanner's configuration for these arguments.
+    pub fn scan_config(&self) -> picket_netscan::NetScanConfig {
+        picket_netscan::NetScanConfig {
+            targets: self.targets.clone(),
+            exclude: self.exclude.clone(),
+            tcp_ports: self.ports.clone(),
+            udp_ports: self.udp_ports.clone(),
+            max_rate: self.rate,
+            no_ping: self.no_ping,
+            no_service: self.no_service,
+            all_ports: self.all_ports,
+            all_hosts: self.all_hosts,
+            no_rdns: self.no_rdns,
+            force_connect: self.connect,
+            retries: self.retries,
+            ..picket_netscan::NetScanConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn scan_net_maps_onto_the_scanner_config() {
+        let cli = Cli::try_parse_from([
+            "picket",
+            "--format",
+            "json",
+            "scan",
+            "net",
+            "198.18.0.0/24",
+            "198.18.1.1",
+            "--ports",
+            "22,80",
+            "--udp-ports",
+            "top100",
+            "--rate",
+            "500",
+            "--exclude",
+            "198.18.0.1,198.18.0.2",
+            "--exclude",
+            "198.18.0.3",
+            "--no-ping",
+            "--no-service",
+            "--all-hosts",
+            "--all-ports",
+            "--no-rdns",
+            "--connect",
+            "--retries",
+            "1",
+            "--fail-on",
+            "HIGH",
+        ]);
+        let cli = match cli {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(cli.format, Format::Json);
+        assert_eq!(cli.fail_on, Some(Severity::High));
+        let Command::Scan(ScanCommand::Net(args)) = cli.command else {
+            panic!("not scan net");
+        };
+        let cfg = args.scan_config();
+        assert_eq!(cfg.targets, vec!["198.18.0.0/24", "198.18.1.1"]);
+        assert_eq!(cfg.exclude, vec!["198.18.0.1", "198.18.0.2", "198.18.0.3"]);
+        assert_eq!(
+            (cfg.tcp_ports.as_str(), cfg.udp_ports.as_str()),
+            ("22,80", "top100")
+        );
+        assert_eq!(cfg.max_rate, Some(500));
+        assert!(cfg.no_ping && cfg.no_service && cfg.all_hosts && cfg.all_ports);
+        assert!(cfg.no_rdns && cfg.force_connect);
+        assert_eq!(cfg.retries, 1);
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let cli = Cli::try_parse_from(["picket", "scan", "net", "127.0.0.1"]);
+        let Ok(Cli {
+            command: Command::Scan(ScanCommand::Net(args)),
+            format,
+            ..
+        }) = cli
+        else {
+            panic!("parse failed");
+        };
+        assert_eq!(format, Format::Table);
+        let cfg = args.scan_config();
+        assert_eq!(
+            (cfg.tcp_ports.as_str(), cfg.udp_ports.as_str()),
+            ("top1000", "none")
+        );
+        assert_eq!(cfg.retries, 3);
+        assert!(!cfg.force_connect && !cfg.no_ping);
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            vec!["picket", "scan", "net", "127.0.0.1", "--rate", "0"],
+            vec!["picket", "scan", "net", "127.0.0.1", "--retries", "99"],
+            vec!["picket", "--fail-on", "severe", "scans", "list"],
+            vec!["picket", "--format", "xml", "scans", "list"],
+            vec!["picket", "scan", "net"],
+            vec!["picket", "-q", "-v", "scans", "list"],
+        ] {
+            let err = Cli::try_parse_from(&args).err();
+            assert_eq!(err.map(|e| e.exit_code()), Some(2), "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The Picket appliance: the `picket` command line, its store of scan history and its report
+//! writers.
+//!
+//! Why a library under the binary: the integration tests drive the store directly (durability,
+//! corruption, compaction), and the later daemon will reuse the same pieces; `main.rs` only parses
+//! arguments, sets up logging and maps errors to exit codes.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod diff;
+pub mod findings;
+pub mod fsutil;
+pub mod progress;
+pub mod report;
+pub mod store;

@@ -1,0 +1,923 @@
+//! The appliance's store: the history of scans, kept on disk under `--state-dir`.
+//!
+//! Why one module: this is the only code that touches sled, so the on-disk format — the
+//! directory layout, the lock, the trees and the record envelope — is defined and versioned in
+//! one place, and the rest of the appliance sees typed records and typed errors.
+//!
+//! Layout of `STATE_DIR/store/` (mode 0700):
+//! - `lock`: an advisory `flock` held for as long as a [`Store`] is open, so a second process gets
+//!   [`StoreError::Locked`] instead of sled's untyped I/O error, and so compaction can swap
+//!   directories without anyone else looking.
+//! - `CURRENT`: the name of the live generation directory (`gen-N`), replaced atomically.
+//! - `gen-N/`: a sled database with the trees `scans` (id → full report), `summaries`
+//!   (id → the few fields `scans list` shows, so listing does not decode every report), `order`
+//!   (big-endian save sequence number → id: ids sort by start second only, so `latest` and the
+//!   list order come from here) and `meta` (`schema` → [`SCHEMA_VERSION`]).
+//!
+//! Every value is an envelope: a postcard `u16` record format, then the postcard body. A newer
+//! format or undecodable bytes give an error naming the tree and key, never a panic, and never
+//! lead to the record being overwritten or dropped.
+//!
+//! Durability: [`Store::save`] returns only after sled's `flush()` (which fsyncs its log), so a
+//! process killed right after it reported a saved scan loses nothing.
+//!
+//! Compaction: sled reclaims space from rewritten segments only lazily, so under churn (scans
+//! saved and pruned) the directory grows well beyond the live data. [`Store::compact`] copies the
+//! live records, byte for byte, into a fresh generation and swaps `CURRENT`; a crash at any point
+//! leaves either the old or the new generation live, and the other is removed at the next open.
+
+use picket_model::{NetReport, ScanKind, Severity};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Version of the store's layout and trees; a store written by a newer picket is refused.
+pub const SCHEMA_VERSION: u16 = 1;
+/// Version of the record envelope's body encoding.
+pub const RECORD_FORMAT: u16 = 1;
+
+/// sled's page cache. The default (1 GiB) lets the cache grow with the database; scan history is
+/// read rarely and sequentially, so a small cache costs little and keeps the binary's peak memory
+/// below that of the scanners it replaces.
+const CACHE_BYTES: u64 = 2 * 1024 * 1024;
+/// Compaction runs when the directory is more than this many times the live data...
+pub const COMPACT_FACTOR: u64 = 4;
+/// ...and bigger than this floor (sled's fixed overhead makes small stores look bloated).
+pub const COMPACT_FLOOR_BYTES: u64 = 16 * 1024 * 1024;
+
+const TREE_SCANS: &str = "scans";
+const TREE_SUMMARIES: &str = "summaries";
+const TREE_META: &str = "meta";
+const TREE_ORDER: &str = "order";
+const META_SCHEMA: &[u8] = b"schema";
+const STORE_DIR: &str = "store";
+const LOCK_FILE: &str = "lock";
+const CURRENT_FILE: &str = "CURRENT";
+const GEN_PREFIX: &str = "gen-";
+
+/// Errors of the store. Every variant names the path, tree or key it is about.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Another process holds the store.
+    #[error("the store {} is in use by another picket process", path.display())]
+    Locked { path: PathBuf },
+
+    /// A file-system operation failed.
+    #[error("cannot {op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+
+    /// The database files are damaged (sled detected corruption, or the layout is inconsistent).
+    /// Nothing has been deleted or rewritten.
+    #[error("the store {} is corrupted: {reason} (the files were left untouched)", path.display())]
+    Corrupt { path: PathBuf, reason: String },
+
+    /// The store was written by a newer picket.
+    #[error(
+        "the store {} has schema version {found}, this picket understands up to {supported}",
+        path.display()
+    )]
+    UnsupportedSchema {
+        path: PathBuf,
+        found: u16,
+        supported: u16,
+    },
+
+    /// A record's envelope names a format this picket does not know.
+    #[error(
+        "record {key:?} in tree {tree} has format {format}, this picket understands up to {supported}"
+    )]
+    UnknownRecordFormat {
+        tree: &'static str,
+        key: String,
+        format: u16,
+        supported: u16,
+    },
+
+    /// A record's bytes do not decode.
+    #[error("record {key:?} in tree {tree} is corrupted: {reason}")]
+    CorruptRecord {
+        tree: &'static str,
+        key: String,
+        reason: String,
+    },
+
+    /// A record could not be encoded.
+    #[error("cannot encode {what}: {reason}")]
+    Encode { what: String, reason: String },
+
+    /// A scan with this id is already stored (ids carry 32 random bits; this is a bug or a replay).
+    #[error("a scan with id {id:?} is already stored")]
+    Duplicate { id: String },
+
+    /// Any other database failure.
+    #[error("store operation {op} failed on {}: {reason}", path.display())]
+    Db {
+        op: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+}
+
+/// Result alias of the store.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A stored scan. New scan kinds become new variants (postcard encodes the variant index, so
+/// existing records keep decoding).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum StoredScan {
+    Net(NetReport),
+}
+
+impl StoredScan {
+    pub fn id(&self) -> &str {
+        match self {
+            StoredScan::Net(r) => &r.scan.id,
+        }
+    }
+
+    /// The summary `scans list` shows.
+    pub fn summary(&self) -> ScanSummary {
+        match self {
+            StoredScan::Net(r) => {
+                let mut findings = SeverityCounts::default();
+                for f in &r.findings {
+                    findings.add(f.severity);
+                }
+                ScanSummary {
+                    id: r.scan.id.clone(),
+                    kind: r.scan.kind,
+                    started_at: r.scan.started_at.clone(),
+                    finished_at: r.scan.finished_at.clone(),
+                    targets: r.scan.targets.clone(),
+                    hosts_up: r
+                        .hosts
+                        .iter()
+                        .filter(|h| h.status == picket_model::HostStatus::Up)
+                        .count() as u64,
+                    open_ports: r
+                        .hosts
+                        .iter()
+                        .flat_map(|h| &h.ports)
+                        .filter(|p| p.state == picket_model::PortState::Open)
+                        .count() as u64,
+                    findings,
+                }
+            }
+        }
+    }
+}
+
+/// What `scans list` shows of a scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanSummary {
+    pub id: String,
+    pub kind: ScanKind,
+    pub started_at: String,
+    pub finished_at: String,
+    pub targets: Vec<String>,
+    pub hosts_up: u64,
+    pub open_ports: u64,
+    pub findings: SeverityCounts,
+}
+
+/// Number of findings per severity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeverityCounts {
+    pub critical: u64,
+    pub high: u64,
+    pub medium: u64,
+    pub low: u64,
+    pub info: u64,
+}
+
+impl SeverityCounts {
+    pub fn add(&mut self, s: Severity) {
+        match s {
+            Severity::Critical => self.critical += 1,
+            Severity::High => self.high += 1,
+            Severity::Medium => self.medium += 1,
+            Severity::Low => self.low += 1,
+            Severity::Info => self.info += 1,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.critical + self.high + self.medium + self.low + self.info
+    }
+}
+
+/// One line of `scans list`: a summary, or the error that kept it from being read.
+#[derive(Debug)]
+pub struct ListEntry {
+    pub id: String,
+    pub summary: Result<ScanSummary>,
+}
+
+/// How a user's scan reference (`latest`, `previous`, an id or a unique prefix) resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    Found(String),
+    NotFound,
+    /// The prefix matches several scans; at most a few are listed.
+    Ambiguous(Vec<String>),
+}
+
+/// Disk use of the store, for deciding on and reporting compaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// Bytes the live generation occupies on disk.
+    pub disk_bytes: u64,
+    /// Bytes of keys and values of all records.
+    pub live_bytes: u64,
+}
+
+/// A record of the `order` tree.
+struct OrderEntry {
+    key: Vec<u8>,
+    /// The sequence number, for messages.
+    seq: String,
+    id: Result<String>,
+}
+
+/// The open store. Holds the lock until dropped.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    generation: u64,
+    db: sled::Db,
+    scans: sled::Tree,
+    summaries: sled::Tree,
+    order: sled::Tree,
+    meta: sled::Tree,
+    // Dropped last: the lock outlives the database handles.
+    _lock: File,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store under `state_dir`, failing at once if another process
+    /// holds it.
+    pub fn open(state_dir: &Path) -> Result<Store> {
+        Self::open_waiting(state_dir, Duration::ZERO)
+    }
+
+    /// Opens the store, waiting up to `wait` for another process to release it.
+    pub fn open_waiting(state_dir: &Path, wait: Duration) -> Result<Store> {
+        let root = state_dir.join(STORE_DIR);
+        create_private_dir(state_dir)?;
+        create_private_dir(&root)?;
+        // The store directory is ours alone whatever umask or earlier version created it.
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).map_err(|source| {
+            StoreError::Io {
+                op: "set permissions of",
+                path: root.clone(),
+                source,
+            }
+        })?;
+        let lock = acquire_lock(&root, wait)?;
+        let generation = match read_current(&root)? {
+            Some(g) => g,
+            None => {
+                if !list_generations(&root)?.is_empty() {
+                    return Err(StoreError::Corrupt {
+                        path: root.clone(),
+                        reason: format!(
+                            "{CURRENT_FILE} is missing but generation directories exist"
+                        ),
+                    });
+                }
+                write_current(&root, 1)?;
+                1
+            }
+        };
+        remove_stale_generations(&root, generation)?;
+        Self::open_generation(root, generation, lock)
+    }
+
+    fn open_generation(root: PathBuf, generation: u64, lock: File) -> Result<Store> {
+        let path = gen_path(&root, generation);
+        let db = sled_config(&path)
+            .open()
+            .map_err(|e| sled_err("open", &path, e))?;
+        let tree = |name: &'static str| {
+            db.open_tree(name)
+                .map_err(|e| sled_err("open tree", &path, e))
+        };
+        let scans = tree(TREE_SCANS)?;
+        let summaries = tree(TREE_SUMMARIES)?;
+        let order = tree(TREE_ORDER)?;
+        let meta = tree(TREE_META)?;
+        let store = Store {
+            root,
+            generation,
+            db,
+            scans,
+            summaries,
+            order,
+            meta,
+            _lock: lock,
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn check_schema(&self) -> Result<()> {
+        let path = self.gen_path();
+        match self
+            .meta
+            .get(META_SCHEMA)
+            .map_err(|e| sled_err("read schema", &path, e))?
+        {
+            Some(bytes) => {
+                let found: u16 = decode(TREE_META, "schema", &bytes)?;
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::UnsupportedSchema {
+                        path,
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                Ok(())
+            }
+            None => {
+                let bytes = encode("schema version", &SCHEMA_VERSION)?;
+                self.meta
+                    .insert(META_SCHEMA, bytes)
+                    .map_err(|e| sled_err("write schema", &path, e))?;
+                self.flush()
+            }
+        }
+    }
+
+    /// The directory of the live database.
+    pub fn gen_path(&self) -> PathBuf {
+        gen_path(&self.root, self.generation)
+    }
+
+    /// The store's top directory (`STATE_DIR/store`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.db
+            .flush()
+            .map(|_| ())
+            .map_err(|e| sled_err("flush", &self.gen_path(), e))
+    }
+
+    /// Saves a scan. Returns only once the record is on stable storage.
+    pub fn save(&self, scan: &StoredScan) -> Result<()> {
+        let id = scan.id().to_owned();
+        let full = encode(&format!("scan {id}"), scan)?;
+        let summary = encode(&format!("summary of scan {id}"), &scan.summary())?;
+        self.put_record(&id, full, summary)?;
+        self.flush()
+    }
+
+    fn put_record(&self, id: &str, full: Vec<u8>, summary: Vec<u8>) -> Result<()> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+        let key = id.as_bytes();
+        let seq = self
+            .db
+            .generate_id()
+            .map_err(|e| sled_err("save", &self.gen_path(), e))?
+            .to_be_bytes();
+        let order_value = encode(&format!("order of scan {id}"), &id)?;
+        let res =
+            (&self.scans, &self.summaries, &self.order).transaction(|(scans, summaries, order)| {
+                if scans.get(key)?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(()));
+                }
+                scans.insert(key, full.as_slice())?;
+                summaries.insert(key, summary.as_slice())?;
+                order.insert(&seq, order_value.as_slice())?;
+                Ok(())
+            });
+        match res {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Abort(())) => Err(StoreError::Duplicate { id: id.to_owned() }),
+            Err(TransactionError::Storage(e)) => Err(sled_err("save", &self.gen_path(), e)),
+        }
+    }
+
+    /// Deletes a scan; returns whether it existed. Durable on return.
+    pub fn delete(&self, id: &str) -> Result<bool> {
+        use sled::transaction::{TransactionError, Transactional};
+        let key = id.as_bytes();
+        let mut seqs = Vec::new();
+        for e in self.ordered()? {
+            if e.id.as_deref().ok() == Some(id) {
+                seqs.push(e.key);
+            }
+        }
+        let res: std::result::Result<bool, TransactionError<()>> =
+            (&self.scans, &self.summaries, &self.order).transaction(|(scans, summaries, order)| {
+                let existed = scans.remove(key)?.is_some();
+                summaries.remove(key)?;
+                for seq in &seqs {
+                    order.remove(seq.as_slice())?;
+                }
+                Ok(existed)
+            });
+        let existed = res.map_err(|e| sled_err_txn("delete", &self.gen_path(), e))?;
+        self.flush()?;
+        Ok(existed)
+    }
+
+    /// Reads a scan by its exact id.
+    pub fn get(&self, id: &str) -> Result<Option<StoredScan>> {
+        match self
+            .scans
+            .get(id.as_bytes())
+            .map_err(|e| sled_err("read", &self.gen_path(), e))?
+        {
+            Some(bytes) => decode(TREE_SCANS, id, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The save order: each sequence key with the id it names (or why that record is unreadable).
+    fn ordered(&self) -> Result<Vec<OrderEntry>> {
+        let mut out = Vec::new();
+        for item in self.order.iter() {
+            let (k, v) = item.map_err(|e| sled_err("list", &self.gen_path(), e))?;
+            let seq = <[u8; 8]>::try_from(k.as_ref())
+                .map(u64::from_be_bytes)
+                .map(|n| n.to_string())
+                .unwrap_or_else(|_| format!("{:?}", k.as_ref()));
+            let id = decode(TREE_ORDER, &seq, &v);
+            out.push(OrderEntry {
+                key: k.to_vec(),
+                seq,
+                id,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every stored scan's summary, oldest first. A record that cannot be read is listed with
+    /// its error, so one damaged record does not hide the others.
+    pub fn list(&self) -> Result<Vec<ListEntry>> {
+        let path = self.gen_path();
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for OrderEntry { seq, id, .. } in self.ordered()? {
+            match id {
+                Ok(id) => {
+                    if !seen.insert(id.clone()) {
+                        continue;
+                    }
+                    let value = self
+                        .summaries
+                        .get(id.as_bytes())
+                        .map_err(|e| sled_err("list", &path, e))?;
+                    if let Some(value) = value {
+                        let summary = decode(TREE_SUMMARIES, &id, &value);
+                        out.push(ListEntry { id, summary });
+                    }
+                }
+                Err(e) => out.push(ListEntry {
+                    id: format!("order record {seq}"),
+                    summary: Err(e),
+                }),
+            }
+        }
+        // Summaries whose order record is damaged still get listed, after the others.
+        for item in self.summaries.iter() {
+            let (key, value) = item.map_err(|e| sled_err("list", &path, e))?;
+            let id = String::from_utf8_lossy(&key).into_owned();
+            if !seen.contains(&id) {
+                let summary = decode(TREE_SUMMARIES, &id, &value);
+                out.push(ListEntry { id, summary });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every stored id, oldest saved first.
+    pub fn ids(&self) -> Result<Vec<String>> {
+        Ok(self
+            .ordered()?
+            .into_iter()
+            .filter_map(|e| e.id.ok())
+            .collect())
+    }
+
+    /// Resolves `latest`, `previous`, an exact id or a unique id prefix.
+    pub fn resolve(&self, reference: &str) -> Result<Resolved> {
+        let path = self.gen_path();
+        let nth_last = |n: usize| -> Result<Resolved> {
+            let ids = self.ids()?;
+            Ok(
+                match ids.len().checked_sub(n + 1).and_then(|i| ids.get(i)) {
+                    Some(id) => Resolved::Found(id.clone()),
+                    None => Resolved::NotFound,
+                },
+            )
+        };
+        match reference {
+            "latest" => return nth_last(0),
+            "previous" => return nth_last(1),
+            _ => {}
+        }
+        if reference.is_empty() {
+            return Ok(Resolved::NotFound);
+        }
+        let mut matches = Vec::new();
+        for k in self.scans.scan_prefix(reference.as_bytes()).keys() {
+            let k = k.map_err(|e| sled_err("list", &path, e))?;
+            let id = String::from_utf8_lossy(&k).into_owned();
+            if id == reference {
+                return Ok(Resolved::Found(id));
+            }
+            matches.push(id);
+            if matches.len() > 5 {
+                break;
+            }
+        }
+        Ok(match matches.len() {
+            0 => Resolved::NotFound,
+            1 => Resolved::Found(matches.remove(0)),
+            _ => Resolved::Ambiguous(matches),
+        })
+    }
+
+    /// Disk use of the live generation and the bytes of live records.
+    pub fn usage(&self) -> Result<Usage> {
+        let path = self.gen_path();
+        let disk_bytes = crate::fsutil::disk_usage(&path).map_err(|source| StoreError::Io {
+            op: "measure",
+            path: path.clone(),
+            source,
+        })?;
+        let mut live_bytes = 0u64;
+        for tree in [&self.scans, &self.summaries, &self.order, &self.meta] {
+            for item in tree.iter() {
+                let (k, v) = item.map_err(|e| sled_err("measure", &path, e))?;
+                live_bytes += (k.len() + v.len()) as u64;
+            }
+        }
+        Ok(Usage {
+            disk_bytes,
+            live_bytes,
+        })
+    }
+
+    /// Whether the directory has grown past [`COMPACT_FACTOR`] × the live data (and the floor).
+    pub fn needs_compaction(&self) -> Result<bool> {
+        let u = self.usage()?;
+        Ok(u.disk_bytes > COMPACT_FLOOR_BYTES
+            && u.disk_bytes > u.live_bytes.saturating_mul(COMPACT_FACTOR))
+    }
+
+    /// Compacts if [`Store::needs_compaction`]; returns the (possibly new) store and whether it did.
+    pub fn compact_if_bloated(self) -> Result<(Store, bool)> {
+        if self.needs_compaction()? {
+            Ok((self.compact()?, true))
+        } else {
+            Ok((self, false))
+        }
+    }
+
+    /// Copies every record, byte for byte, into a fresh generation, makes it live atomically and
+    /// removes the old one. Records that do not decode are copied as they are.
+    pub fn compact(self) -> Result<Store> {
+        let next = self.generation + 1;
+        let next_path = gen_path(&self.root, next);
+        if next_path.exists() {
+            fs::remove_dir_all(&next_path).map_err(|source| StoreError::Io {
+                op: "remove stale",
+                path: next_path.clone(),
+                source,
+            })?;
+        }
+        {
+            let fresh = sled_config(&next_path)
+                .open()
+                .map_err(|e| sled_err("create", &next_path, e))?;
+            for (name, tree) in [
+                (TREE_SCANS, &self.scans),
+                (TREE_SUMMARIES, &self.summaries),
+                (TREE_ORDER, &self.order),
+                (TREE_META, &self.meta),
+            ] {
+                let dst = fresh
+                    .open_tree(name)
+                    .map_err(|e| sled_err("open tree", &next_path, e))?;
+                for item in tree.iter() {
+                    let (k, v) = item.map_err(|e| sled_err("read", &self.gen_path(), e))?;
+                    dst.insert(k, v)
+                        .map_err(|e| sled_err("write", &next_path, e))?;
+                }
+            }
+            fresh
+                .flush()
+                .map_err(|e| sled_err("flush", &next_path, e))?;
+        }
+        // The switch: from here on the new generation is the store.
+        write_current(&self.root, next)?;
+        let Store {
+            root,
+            generation,
+            db,
+            scans,
+            summaries,
+            order,
+            meta,
+            _lock: lock,
+        } = self;
+        drop((scans, summaries, order, meta, db));
+        let old = gen_path(&root, generation);
+        // A failure here only leaves garbage that the next open removes.
+        if let Err(e) = fs::remove_dir_all(&old) {
+            tracing::warn!("cannot remove old store generation {}: {e}", old.display());
+        }
+        Store::open_generation(root, next, lock)
+    }
+}
+
+fn sled_config(path: &Path) -> sled::Config {
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(CACHE_BYTES)
+        .mode(sled::Mode::LowSpace)
+        .flush_every_ms(Some(1000))
+}
+
+fn gen_path(root: &Path, generation: u64) -> PathBuf {
+    root.join(format!("{GEN_PREFIX}{generation}"))
+}
+
+fn create_private_dir(path: &Path) -> Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|source| StoreError::Io {
+            op: "create directory",
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+fn acquire_lock(root: &Path, wait: Duration) -> Result<File> {
+    use fs2::FileExt;
+    let path = root.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|source| StoreError::Io {
+            op: "open lock file",
+            path: path.clone(),
+            source,
+        })?;
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock_exclusive() {
+            Ok(()) => return Ok(file),
+            Err(e) if e.kind() == fs2::lock_contended_error().kind() => {
+                if Instant::now() >= deadline {
+                    return Err(StoreError::Locked {
+                        path: root.to_path_buf(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(source) => {
+                return Err(StoreError::Io {
+                    op: "lock",
+                    path,
+                    source,
+                })
+            }
+        }
+    }
+}
+
+fn parse_generation(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(GEN_PREFIX)?;
+    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|g| *g > 0)
+}
+
+fn read_current(root: &Path) -> Result<Option<u64>> {
+    let path = root.join(CURRENT_FILE);
+    let text = match fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StoreError::Io {
+                op: "read",
+                path,
+                source,
+            })
+        }
+    };
+    let name = std::str::from_utf8(&text).unwrap_or("").trim();
+    parse_generation(name)
+        .map(Some)
+        .ok_or_else(|| StoreError::Corrupt {
+            path: path.clone(),
+            reason: format!(
+                "{CURRENT_FILE} does not name a generation ({:?})",
+                String::from_utf8_lossy(&text[..text.len().min(64)])
+            ),
+        })
+}
+
+fn write_current(root: &Path, generation: u64) -> Result<()> {
+    let path = root.join(CURRENT_FILE);
+    crate::fsutil::write_atomic(
+        &path,
+        format!("{GEN_PREFIX}{generation}\n").as_bytes(),
+        0o600,
+    )
+    .map_err(|source| StoreError::Io {
+        op: "write",
+        path,
+        source,
+    })
+}
+
+fn list_generations(root: &Path) -> Result<Vec<u64>> {
+    let entries = fs::read_dir(root).map_err(|source| StoreError::Io {
+        op: "read directory",
+        path: root.to_path_buf(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| StoreError::Io {
+            op: "read directory",
+            path: root.to_path_buf(),
+            source,
+        })?;
+        if let Some(g) = entry.file_name().to_str().and_then(parse_generation) {
+            out.push(g);
+        }
+    }
+    Ok(out)
+}
+
+/// Removes generations other than the live one: the remains of an interrupted compaction (a
+/// partial copy, or the old generation that was not yet removed).
+fn remove_stale_generations(root: &Path, live: u64) -> Result<()> {
+    for g in list_generations(root)? {
+        if g != live {
+            let path = gen_path(root, g);
+            tracing::info!("removing stale store generation {}", path.display());
+            fs::remove_dir_all(&path).map_err(|source| StoreError::Io {
+                op: "remove stale generation",
+                path,
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn encode<T: Serialize>(what: &str, body: &T) -> Result<Vec<u8>> {
+    let err = |e: postcard::Error| StoreError::Encode {
+        what: what.to_owned(),
+        reason: e.to_string(),
+    };
+    let mut out = postcard::to_stdvec(&RECORD_FORMAT).map_err(err)?;
+    out.extend(postcard::to_stdvec(body).map_err(err)?);
+    Ok(out)
+}
+
+fn decode<T: DeserializeOwned>(tree: &'static str, key: &str, bytes: &[u8]) -> Result<T> {
+    let key_str = || key.to_owned();
+    let corrupt = |reason: String| StoreError::CorruptRecord {
+        tree,
+        key: key_str(),
+        reason,
+    };
+    let (format, body) = postcard::take_from_bytes::<u16>(bytes)
+        .map_err(|e| corrupt(format!("bad envelope: {e}")))?;
+    if format != RECORD_FORMAT {
+        return Err(StoreError::UnknownRecordFormat {
+            tree,
+            key: key_str(),
+            format,
+            supported: RECORD_FORMAT,
+        });
+    }
+    let (value, rest) =
+        postcard::take_from_bytes::<T>(body).map_err(|e| corrupt(format!("bad body: {e}")))?;
+    if !rest.is_empty() {
+        return Err(corrupt(format!("{} trailing bytes", rest.len())));
+    }
+    Ok(value)
+}
+
+fn sled_err(op: &'static str, path: &Path, e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Corruption { at, .. } => StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: match at {
+                Some(at) => format!("sled detected corruption at {at:?}"),
+                None => "sled detected corruption".to_owned(),
+            },
+        },
+        sled::Error::Io(source) => StoreError::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        },
+        other => StoreError::Db {
+            op,
+            path: path.to_path_buf(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+fn sled_err_txn(
+    op: &'static str,
+    path: &Path,
+    e: sled::transaction::TransactionError<()>,
+) -> StoreError {
+    match e {
+        sled::transaction::TransactionError::Storage(e) => sled_err(op, path, e),
+        sled::transaction::TransactionError::Abort(()) => StoreError::Db {
+            op,
+            path: path.to_path_buf(),
+            reason: "transaction aborted".to_owned(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_round_trips_and_rejects_newer_formats() {
+        let bytes = encode("test", &(7u32, "x".to_string())).unwrap_or_default();
+        let back: Result<(u32, String)> = decode("t", "k", &bytes);
+        assert_eq!(back.ok(), Some((7, "x".to_string())));
+
+        let mut newer = postcard::to_stdvec(&(RECORD_FORMAT + 1)).unwrap_or_default();
+        newer.extend_from_slice(&bytes[1..]);
+        match decode::<(u32, String)>("t", "k", &newer) {
+            Err(StoreError::UnknownRecordFormat { key, format, .. }) => {
+                assert_eq!(key, "k");
+                assert_eq!(format, RECORD_FORMAT + 1);
+            }
+            other => panic!("expected UnknownRecordFormat, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn envelope_rejects_truncated_and_trailing_bytes() {
+        let bytes = encode("test", &(7u32, "hello".to_string())).unwrap_or_default();
+        for cut in 0..bytes.len() {
+            assert!(
+                matches!(
+                    decode::<(u32, String)>("t", "k", &bytes[..cut]),
+                    Err(StoreError::CorruptRecord { .. })
+                ),
+                "truncated at {cut}"
+            );
+        }
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(matches!(
+            decode::<(u32, String)>("t", "k", &long),
+            Err(StoreError::CorruptRecord { .. })
+        ));
+    }
+
+    #[test]
+    fn generation_names_are_strict() {
+        assert_eq!(parse_generation("gen-1"), Some(1));
+        assert_eq!(parse_generation("gen-42"), Some(42));
+        for bad in [
+            "gen-",
+            "gen-0",
+            "gen--1",
+            "gen-1/..",
+            "gen-+1",
+            "x-1",
+            "gen-99999999999999999999",
+        ] {
+            assert_eq!(parse_generation(bad), None, "{bad}");
+        }
+    }
+}
