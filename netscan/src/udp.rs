@@ -14,6 +14,8 @@
 //! probe grows the model quickly, so unlimited peers (loopback, most non-Linux stacks) pay
 //! little. Everything is bounded by `retries`, RTT-derived waits and a per-host budget.
 
+#![cfg_attr(test, allow(clippy::expect_used, clippy::unwrap_used))]
+
 use crate::error::{NetscanError, Result};
 use crate::scan::Progress;
 use crate::service::{dns, memcached, named, netbios, ntp, snmp, ssdp, text};

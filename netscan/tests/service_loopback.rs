@@ -5,6 +5,8 @@
 //! the proof that detection works on real software, so they must not silently pass without it.
 //! The daemons are started with `std::process::Command` (no shell) and killed by PID on drop.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use picket_model::{PortState, Service, TlsInfo};
 use picket_netscan::scan::NoProgress;
 use picket_netscan::service::{self, detect::detect_one};

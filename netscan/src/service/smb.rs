@@ -77,7 +77,7 @@ pub fn identify(data: &[u8]) -> Option<Service> {
         }
         // Positive/negative session responses and retarget: a NetBIOS session service that wants
         // a session request first (port 139).
-        0x82 | 0x83 | 0x84 if h[1] == 0 => Some(named("netbios-ssn")),
+        0x82..=0x84 if h[1] == 0 => Some(named("netbios-ssn")),
         _ => None,
     }
 }
