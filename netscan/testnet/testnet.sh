@@ -142,6 +142,9 @@ build_network() {
         wide)
             # A local route for the whole /22 on lo: the host answers on all 1,024 addresses.
             ip -n "$ns" addr add "$WIDE_CIDR" dev lo
+            # Without this the /22's last address is a broadcast address that no TCP listener
+            # answers on; removing the route makes all 1,024 addresses ordinary local ones.
+            ip -n "$ns" route del broadcast 198.18.7.255 dev lo table local
             extra=$WIDE_CIDR
             ;;
         filtered)
@@ -421,23 +424,53 @@ cmd_up() {
     date -u +%FT%TZ >"$STATE/up"
     if [ -n "${PICKET_TESTNET_OWNER_PID:-}" ]; then
         [[ "$PICKET_TESTNET_OWNER_PID" =~ ^[0-9]+$ ]] || die "PICKET_TESTNET_OWNER_PID must be a PID"
+        touch "$STATE/ephemeral"
         setsid "$SELF" _watch "$STATE" "$PICKET_TESTNET_OWNER_PID" >>"$STATE/log/watch.log" 2>&1 </dev/null &
         echo "$!" >"$STATE/watcher"
     fi
     echo "testnet: up in $((SECONDS - t0)) s (prefix $P, state $STATE)" >&2
 }
 
-# Kills a PID only if it still lives in one of our namespaces, so a recycled PID is never hit.
-kill_in_ns() {
-    local pid=$1 ns=$2 i
-    [ -d "/proc/$pid" ] || return 0
-    [ "$(ip netns identify "$pid" 2>/dev/null)" = "$ns" ] || return 0
-    kill "$pid" 2>/dev/null || return 0
+# True while PID runs (a zombie has released its namespaces: PID 1 here may reap late or never).
+alive() {
+    local state
+    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
+# PIDs that still live in one of our namespaces, from the recorded PIDs and from `ip netns pids`
+# (daemon children: sshd sessions, postfix services, nginx workers, test servers). Checking the
+# namespace of every PID means a recycled PID is never hit.
+our_pids() {
+    local pid ns label
+    if [ -f "$STATE/pids" ]; then
+        while read -r pid ns label; do
+            [ -n "$pid" ] && alive "$pid" && [ "$(ip netns identify "$pid" 2>/dev/null)" = "$ns" ] && echo "$pid"
+        done <"$STATE/pids"
+    fi
+    if [ -f "$STATE/namespaces" ]; then
+        while read -r ns; do
+            [ -n "$ns" ] || continue
+            ip netns list | awk '{print $1}' | grep -qx "$ns" || continue
+            for pid in $(ip netns pids "$ns" 2>/dev/null); do
+                alive "$pid" && echo "$pid"
+            done
+        done <"$STATE/namespaces"
+    fi
+    return 0
+}
+
+kill_ours() {
+    local pids pid i
+    pids=$(our_pids | sort -u)
+    [ -n "$pids" ] || return 0
+    for pid in $pids; do kill "$pid" 2>/dev/null || true; done
     for ((i = 0; i < 30; i++)); do
-        [ -d "/proc/$pid" ] || return 0
+        pids=$(for pid in $pids; do alive "$pid" && echo "$pid"; done || true)
+        [ -n "$pids" ] || return 0
         sleep 0.1
     done
-    kill -9 "$pid" 2>/dev/null || true
+    for pid in $pids; do kill -9 "$pid" 2>/dev/null || true; done
 }
 
 cmd_down() {
@@ -454,21 +487,10 @@ cmd_down() {
         fi
         rm -f "$STATE/watcher"
     fi
-    if [ -f "$STATE/pids" ]; then
-        while read -r pid ns label; do
-            [ -n "$pid" ] && kill_in_ns "$pid" "$ns"
-        done <"$STATE/pids"
-    fi
+    kill_ours
+    # Forked children of killed daemons may appear late (e.g. a postfix service mid-spawn).
+    kill_ours
     if [ -f "$STATE/namespaces" ]; then
-        # Children of the daemons (sshd sessions, postfix services, nginx workers, test servers)
-        # live in the same namespaces: end them by PID too, or the namespaces would linger.
-        while read -r ns; do
-            [ -n "$ns" ] || continue
-            ip netns list | awk '{print $1}' | grep -qx "$ns" || continue
-            for pid in $(ip netns pids "$ns" 2>/dev/null); do
-                kill_in_ns "$pid" "$ns"
-            done
-        done <"$STATE/namespaces"
         while read -r ns; do
             [ -n "$ns" ] || continue
             ip netns list | awk '{print $1}' | grep -qx "$ns" || continue
@@ -490,6 +512,10 @@ cmd_watch() {
     [ -f "$STATE/up" ] || [ -f "$STATE/namespaces" ] || exit 0
     echo "owner $owner exited, tearing down" >&2
     cmd_down "$STATE"
+    # A network brought up for one process also takes its state directory away with it.
+    if [ -f "$STATE/ephemeral" ]; then
+        rm -rf "$STATE"
+    fi
 }
 
 cmd_loss() {

@@ -146,14 +146,30 @@ def listeners(ns):
     return result
 
 
+def lo_addresses(ns):
+    """IPv4 addresses the kernel delivers locally through lo (the wide host's /22), read from the
+    local routing table: every `local` prefix on lo except 127/8, minus the `broadcast` routes (the
+    /22's last address is a broadcast address, which no TCP listener answers on)."""
+    out = subprocess.run(["ip", "-n", ns, "-4", "route", "show", "table", "local"], capture_output=True,
+                         text=True, timeout=10, check=True).stdout
+    local, broadcast = set(), set()
+    for line in out.splitlines():
+        cols = line.split()
+        if len(cols) < 4 or cols[2:4] != ["dev", "lo"]:
+            continue
+        net = ipaddress.ip_network(cols[1], strict=False)
+        if net.subnet_of(ipaddress.ip_network("127.0.0.0/8")):
+            continue
+        if cols[0] == "local":
+            local.update(net)
+        elif cols[0] == "broadcast":
+            broadcast.update(net)
+    return sorted(local - broadcast)
+
+
 def host_entries(h, versions):
     """One entry per address of host h."""
-    addrs = [ipaddress.ip_address(h["v4"]), ipaddress.ip_address(h["v6"])]
-    if h["extra"] != "-":
-        addrs += list(ipaddress.ip_network(h["extra"]).hosts()) + [
-            ipaddress.ip_network(h["extra"]).network_address,
-            ipaddress.ip_network(h["extra"]).broadcast_address,
-        ]
+    addrs = [ipaddress.ip_address(h["v4"]), ipaddress.ip_address(h["v6"])] + lo_addresses(h["ns"])
     allow = None if h["allow"] == "-" else {int(p) for p in h["allow"].split(",")}
     tls_ports = set() if h["tls"] == "-" else {int(p) for p in h["tls"].split(",")}
     socks = listeners(h["ns"])
