@@ -1,0 +1,8 @@
+//! Fuzz target: SNMP GetResponse messages.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = picket_netscan::service::snmp::identify(data);
+});

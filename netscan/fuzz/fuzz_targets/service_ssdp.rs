@@ -1,0 +1,8 @@
+//! Fuzz target: SSDP (UPnP) answers.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = picket_netscan::service::ssdp::identify(data);
+});
