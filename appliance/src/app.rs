@@ -284,13 +284,13 @@ fn scan_net(cli: &Cli, args: &NetArgs) -> Result<u8, AppError> {
     let bytes = render_net(cli, &report)?;
     let status = fail_on_status(cli, &report.findings);
 
-    let saved = Store::open_waiting(&state_dir, SAVE_LOCK_WAIT).and_then(|store| {
+    let saved = Store::open_waiting(&state_dir, SAVE_LOCK_WAIT).and_then(|mut store| {
         let stored = StoredScan::Net(report);
         store.save(&stored)?;
         Ok(store)
     });
     match saved {
-        Ok(store) => {
+        Ok(mut store) => {
             note(cli, &format!("saved scan {id}"));
             if let Err(e) = store.compact_if_bloated() {
                 tracing::warn!("store compaction failed: {e}");

@@ -28,6 +28,7 @@
 
 use picket_model::{NetReport, ScanKind, Severity};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -47,6 +48,8 @@ const CACHE_BYTES: u64 = 2 * 1024 * 1024;
 pub const COMPACT_FACTOR: u64 = 4;
 /// ...and bigger than this floor (sled's fixed overhead makes small stores look bloated).
 pub const COMPACT_FLOOR_BYTES: u64 = 16 * 1024 * 1024;
+
+mod guard;
 
 const TREE_SCANS: &str = "scans";
 const TREE_SUMMARIES: &str = "summaries";
@@ -248,17 +251,31 @@ struct OrderEntry {
     id: Result<String>,
 }
 
-/// The open store. Holds the lock until dropped.
+/// The sled handles of the live generation.
 #[derive(Debug)]
-pub struct Store {
-    root: PathBuf,
-    generation: u64,
+struct Trees {
     db: sled::Db,
     scans: sled::Tree,
     summaries: sled::Tree,
     order: sled::Tree,
     meta: sled::Tree,
-    // Dropped last: the lock outlives the database handles.
+}
+
+/// The open store. Holds the lock until dropped; on a clean drop it seals the database files
+/// (see [`guard`]) so the next open knows they are exactly as left.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    generation: u64,
+    /// `None` only after a compaction failed half-way; every operation then reports it.
+    trees: Option<Trees>,
+    /// Ids of every scan whose save was acknowledged, mirrored in the `MANIFEST` file.
+    manifest: BTreeSet<String>,
+    /// Whether the files were sealed by a clean close when this store was opened.
+    opened_sealed: bool,
+    /// Set once the open verified the store: only a verified store is sealed when dropped.
+    verified: bool,
+    // Dropped last: the lock outlives the database handles and the seal.
     _lock: File,
 }
 
@@ -294,44 +311,114 @@ impl Store {
                         ),
                     });
                 }
+                // A new store: its (empty) manifest exists before the store does.
+                guard::write_manifest(&root, &BTreeSet::new())?;
                 write_current(&root, 1)?;
                 1
             }
         };
         remove_stale_generations(&root, generation)?;
-        Self::open_generation(root, generation, lock)
+        guard::finish_interrupted_open(&root, generation)?;
+        let manifest = guard::read_manifest(&root)?;
+
+        // sled treats damage in its log as a torn write: it silently drops everything after it
+        // and overwrites it. Unless the files are exactly as a clean close left them, open a
+        // copy's original instead of trusting sled: copy first, verify after, put back if bad.
+        let path = gen_path(&root, generation);
+        let sealed = guard::is_sealed(&root, generation)?;
+        guard::remove_seal(&root)?;
+        let copy = if sealed {
+            None
+        } else {
+            tracing::info!(
+                "store {} was not closed cleanly; verifying it",
+                root.display()
+            );
+            Some(guard::safety_copy(&root, generation)?)
+        };
+        let opened = Self::open_generation(&path).and_then(|trees| {
+            let mut store = Store {
+                root: root.clone(),
+                generation,
+                trees: Some(trees),
+                manifest,
+                opened_sealed: sealed,
+                verified: false,
+                _lock: lock,
+            };
+            store.check_schema()?;
+            store.verify_manifest()?;
+            store.verified = true;
+            Ok(store)
+        });
+        match (opened, copy) {
+            (Ok(store), Some(copy)) => {
+                guard::discard_copy(&copy);
+                Ok(store)
+            }
+            (Ok(store), None) => Ok(store),
+            (Err(e), Some(_)) => {
+                guard::restore_copy(&root, generation)?;
+                Err(e)
+            }
+            (Err(e), None) => Err(e),
+        }
     }
 
-    fn open_generation(root: PathBuf, generation: u64, lock: File) -> Result<Store> {
-        let path = gen_path(&root, generation);
-        let db = sled_config(&path)
+    fn open_generation(path: &Path) -> Result<Trees> {
+        let db = sled_config(path)
             .open()
-            .map_err(|e| sled_err("open", &path, e))?;
+            .map_err(|e| sled_err("open", path, e))?;
         let tree = |name: &'static str| {
             db.open_tree(name)
-                .map_err(|e| sled_err("open tree", &path, e))
+                .map_err(|e| sled_err("open tree", path, e))
         };
-        let scans = tree(TREE_SCANS)?;
-        let summaries = tree(TREE_SUMMARIES)?;
-        let order = tree(TREE_ORDER)?;
-        let meta = tree(TREE_META)?;
-        let store = Store {
-            root,
-            generation,
+        Ok(Trees {
+            scans: tree(TREE_SCANS)?,
+            summaries: tree(TREE_SUMMARIES)?,
+            order: tree(TREE_ORDER)?,
+            meta: tree(TREE_META)?,
             db,
-            scans,
-            summaries,
-            order,
-            meta,
-            _lock: lock,
-        };
-        store.check_schema()?;
-        Ok(store)
+        })
+    }
+
+    fn t(&self) -> Result<&Trees> {
+        self.trees.as_ref().ok_or_else(|| StoreError::Db {
+            op: "use",
+            path: self.gen_path(),
+            reason: "the store was closed after a failed compaction".to_owned(),
+        })
+    }
+
+    /// Checks that every scan whose save was acknowledged is in the database, and records in the
+    /// manifest the scans that were saved but not yet acknowledged when a process died.
+    fn verify_manifest(&mut self) -> Result<()> {
+        let mut present = BTreeSet::new();
+        for k in self.t()?.scans.iter().keys() {
+            let k = k.map_err(|e| sled_err("verify", &self.gen_path(), e))?;
+            present.insert(String::from_utf8_lossy(&k).into_owned());
+        }
+        let missing: Vec<&String> = self.manifest.difference(&present).collect();
+        if let Some(first) = missing.first() {
+            return Err(StoreError::Corrupt {
+                path: self.gen_path(),
+                reason: format!(
+                    "{} saved scan(s) are missing from the database (first: {first})",
+                    missing.len()
+                ),
+            });
+        }
+        if present != self.manifest {
+            guard::write_manifest(&self.root, &present)?;
+            self.manifest = present;
+        }
+        Ok(())
     }
 
     fn check_schema(&self) -> Result<()> {
         let path = self.gen_path();
         match self
+            .t()?
             .meta
             .get(META_SCHEMA)
             .map_err(|e| sled_err("read schema", &path, e))?
@@ -349,12 +436,19 @@ impl Store {
             }
             None => {
                 let bytes = encode("schema version", &SCHEMA_VERSION)?;
-                self.meta
+                self.t()?
+                    .meta
                     .insert(META_SCHEMA, bytes)
                     .map_err(|e| sled_err("write schema", &path, e))?;
                 self.flush()
             }
         }
+    }
+
+    /// Whether the last process closed the store cleanly. When it did not (killed, crashed, or
+    /// the files changed at rest), the open verified every acknowledged scan before proceeding.
+    pub fn was_closed_cleanly(&self) -> bool {
+        self.opened_sealed
     }
 
     /// The directory of the live database.
@@ -368,40 +462,46 @@ impl Store {
     }
 
     fn flush(&self) -> Result<()> {
-        self.db
+        self.t()?
+            .db
             .flush()
             .map(|_| ())
             .map_err(|e| sled_err("flush", &self.gen_path(), e))
     }
 
-    /// Saves a scan. Returns only once the record is on stable storage.
-    pub fn save(&self, scan: &StoredScan) -> Result<()> {
+    /// Saves a scan. Returns only once the record is on stable storage (sled flushed, then the
+    /// manifest that vouches for it written).
+    pub fn save(&mut self, scan: &StoredScan) -> Result<()> {
         let id = scan.id().to_owned();
         let full = encode(&format!("scan {id}"), scan)?;
         let summary = encode(&format!("summary of scan {id}"), &scan.summary())?;
         self.put_record(&id, full, summary)?;
-        self.flush()
+        self.flush()?;
+        let mut ids = self.manifest.clone();
+        ids.insert(id);
+        guard::write_manifest(&self.root, &ids)?;
+        self.manifest = ids;
+        Ok(())
     }
 
     fn put_record(&self, id: &str, full: Vec<u8>, summary: Vec<u8>) -> Result<()> {
         use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
         let key = id.as_bytes();
-        let seq = self
-            .db
-            .generate_id()
-            .map_err(|e| sled_err("save", &self.gen_path(), e))?
-            .to_be_bytes();
+        let t = self.t()?;
+        let seq =
+            t.db.generate_id()
+                .map_err(|e| sled_err("save", &self.gen_path(), e))?
+                .to_be_bytes();
         let order_value = encode(&format!("order of scan {id}"), &id)?;
-        let res =
-            (&self.scans, &self.summaries, &self.order).transaction(|(scans, summaries, order)| {
-                if scans.get(key)?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(()));
-                }
-                scans.insert(key, full.as_slice())?;
-                summaries.insert(key, summary.as_slice())?;
-                order.insert(&seq, order_value.as_slice())?;
-                Ok(())
-            });
+        let res = (&t.scans, &t.summaries, &t.order).transaction(|(scans, summaries, order)| {
+            if scans.get(key)?.is_some() {
+                return Err(ConflictableTransactionError::Abort(()));
+            }
+            scans.insert(key, full.as_slice())?;
+            summaries.insert(key, summary.as_slice())?;
+            order.insert(&seq, order_value.as_slice())?;
+            Ok(())
+        });
         match res {
             Ok(()) => Ok(()),
             Err(TransactionError::Abort(())) => Err(StoreError::Duplicate { id: id.to_owned() }),
@@ -409,9 +509,16 @@ impl Store {
         }
     }
 
-    /// Deletes a scan; returns whether it existed. Durable on return.
-    pub fn delete(&self, id: &str) -> Result<bool> {
+    /// Deletes a scan; returns whether it existed. Durable on return. The manifest stops vouching
+    /// for the scan before the database forgets it.
+    pub fn delete(&mut self, id: &str) -> Result<bool> {
         use sled::transaction::{TransactionError, Transactional};
+        if self.manifest.contains(id) {
+            let mut ids = self.manifest.clone();
+            ids.remove(id);
+            guard::write_manifest(&self.root, &ids)?;
+            self.manifest = ids;
+        }
         let key = id.as_bytes();
         let mut seqs = Vec::new();
         for e in self.ordered()? {
@@ -419,8 +526,9 @@ impl Store {
                 seqs.push(e.key);
             }
         }
+        let t = self.t()?;
         let res: std::result::Result<bool, TransactionError<()>> =
-            (&self.scans, &self.summaries, &self.order).transaction(|(scans, summaries, order)| {
+            (&t.scans, &t.summaries, &t.order).transaction(|(scans, summaries, order)| {
                 let existed = scans.remove(key)?.is_some();
                 summaries.remove(key)?;
                 for seq in &seqs {
@@ -436,6 +544,7 @@ impl Store {
     /// Reads a scan by its exact id.
     pub fn get(&self, id: &str) -> Result<Option<StoredScan>> {
         match self
+            .t()?
             .scans
             .get(id.as_bytes())
             .map_err(|e| sled_err("read", &self.gen_path(), e))?
@@ -448,7 +557,7 @@ impl Store {
     /// The save order: each sequence key with the id it names (or why that record is unreadable).
     fn ordered(&self) -> Result<Vec<OrderEntry>> {
         let mut out = Vec::new();
-        for item in self.order.iter() {
+        for item in self.t()?.order.iter() {
             let (k, v) = item.map_err(|e| sled_err("list", &self.gen_path(), e))?;
             let seq = <[u8; 8]>::try_from(k.as_ref())
                 .map(u64::from_be_bytes)
@@ -477,6 +586,7 @@ impl Store {
                         continue;
                     }
                     let value = self
+                        .t()?
                         .summaries
                         .get(id.as_bytes())
                         .map_err(|e| sled_err("list", &path, e))?;
@@ -492,7 +602,7 @@ impl Store {
             }
         }
         // Summaries whose order record is damaged still get listed, after the others.
-        for item in self.summaries.iter() {
+        for item in self.t()?.summaries.iter() {
             let (key, value) = item.map_err(|e| sled_err("list", &path, e))?;
             let id = String::from_utf8_lossy(&key).into_owned();
             if !seen.contains(&id) {
@@ -533,7 +643,7 @@ impl Store {
             return Ok(Resolved::NotFound);
         }
         let mut matches = Vec::new();
-        for k in self.scans.scan_prefix(reference.as_bytes()).keys() {
+        for k in self.t()?.scans.scan_prefix(reference.as_bytes()).keys() {
             let k = k.map_err(|e| sled_err("list", &path, e))?;
             let id = String::from_utf8_lossy(&k).into_owned();
             if id == reference {
@@ -560,7 +670,8 @@ impl Store {
             source,
         })?;
         let mut live_bytes = 0u64;
-        for tree in [&self.scans, &self.summaries, &self.order, &self.meta] {
+        let t = self.t()?;
+        for tree in [&t.scans, &t.summaries, &t.order, &t.meta] {
             for item in tree.iter() {
                 let (k, v) = item.map_err(|e| sled_err("measure", &path, e))?;
                 live_bytes += (k.len() + v.len()) as u64;
@@ -574,23 +685,33 @@ impl Store {
 
     /// Whether the directory has grown past [`COMPACT_FACTOR`] × the live data (and the floor).
     pub fn needs_compaction(&self) -> Result<bool> {
+        let path = self.gen_path();
+        let disk = crate::fsutil::disk_usage(&path).map_err(|source| StoreError::Io {
+            op: "measure",
+            path,
+            source,
+        })?;
+        // Only a store past the floor is worth reading through to count its live bytes.
+        if disk <= COMPACT_FLOOR_BYTES {
+            return Ok(false);
+        }
         let u = self.usage()?;
-        Ok(u.disk_bytes > COMPACT_FLOOR_BYTES
-            && u.disk_bytes > u.live_bytes.saturating_mul(COMPACT_FACTOR))
+        Ok(u.disk_bytes > u.live_bytes.saturating_mul(COMPACT_FACTOR))
     }
 
-    /// Compacts if [`Store::needs_compaction`]; returns the (possibly new) store and whether it did.
-    pub fn compact_if_bloated(self) -> Result<(Store, bool)> {
+    /// Compacts if [`Store::needs_compaction`]; returns whether it did.
+    pub fn compact_if_bloated(&mut self) -> Result<bool> {
         if self.needs_compaction()? {
-            Ok((self.compact()?, true))
+            self.compact()?;
+            Ok(true)
         } else {
-            Ok((self, false))
+            Ok(false)
         }
     }
 
     /// Copies every record, byte for byte, into a fresh generation, makes it live atomically and
     /// removes the old one. Records that do not decode are copied as they are.
-    pub fn compact(self) -> Result<Store> {
+    pub fn compact(&mut self) -> Result<()> {
         let next = self.generation + 1;
         let next_path = gen_path(&self.root, next);
         if next_path.exists() {
@@ -601,47 +722,59 @@ impl Store {
             })?;
         }
         {
-            let fresh = sled_config(&next_path)
-                .open()
-                .map_err(|e| sled_err("create", &next_path, e))?;
-            for (name, tree) in [
-                (TREE_SCANS, &self.scans),
-                (TREE_SUMMARIES, &self.summaries),
-                (TREE_ORDER, &self.order),
-                (TREE_META, &self.meta),
+            let fresh = Self::open_generation(&next_path)?;
+            let t = self.t()?;
+            for (src, dst) in [
+                (&t.scans, &fresh.scans),
+                (&t.summaries, &fresh.summaries),
+                (&t.order, &fresh.order),
+                (&t.meta, &fresh.meta),
             ] {
-                let dst = fresh
-                    .open_tree(name)
-                    .map_err(|e| sled_err("open tree", &next_path, e))?;
-                for item in tree.iter() {
+                for item in src.iter() {
                     let (k, v) = item.map_err(|e| sled_err("read", &self.gen_path(), e))?;
                     dst.insert(k, v)
                         .map_err(|e| sled_err("write", &next_path, e))?;
                 }
             }
             fresh
+                .db
                 .flush()
                 .map_err(|e| sled_err("flush", &next_path, e))?;
         }
+        // The fresh generation starts sealed, so the next open need not copy it.
+        guard::seal(&self.root, next)?;
         // The switch: from here on the new generation is the store.
         write_current(&self.root, next)?;
-        let Store {
-            root,
-            generation,
-            db,
-            scans,
-            summaries,
-            order,
-            meta,
-            _lock: lock,
-        } = self;
-        drop((scans, summaries, order, meta, db));
-        let old = gen_path(&root, generation);
+        let old = self.gen_path();
+        drop(self.trees.take());
+        self.generation = next;
         // A failure here only leaves garbage that the next open removes.
         if let Err(e) = fs::remove_dir_all(&old) {
             tracing::warn!("cannot remove old store generation {}: {e}", old.display());
         }
-        Store::open_generation(root, next, lock)
+        guard::remove_seal(&self.root)?;
+        self.trees = Some(Self::open_generation(&next_path)?);
+        Ok(())
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let Some(trees) = self.trees.take() else {
+            return;
+        };
+        if !self.verified {
+            return;
+        }
+        let flushed = trees.db.flush();
+        // sled's flusher thread is joined when the last handle goes, so after this the files
+        // are quiet and can be sealed.
+        drop(trees);
+        if flushed.is_ok() {
+            if let Err(e) = guard::seal(&self.root, self.generation) {
+                tracing::warn!("cannot seal the store {}: {e}", self.root.display());
+            }
+        }
     }
 }
 
