@@ -348,6 +348,32 @@ pub fn build_syn(p: &SynProbe, out: &mut [u8; SYN_LEN]) {
     out[16..18].copy_from_slice(&sum.to_be_bytes());
 }
 
+/// Length of an IPv4 SYN probe with its IP header.
+pub const IPV4_SYN_LEN: usize = 20 + SYN_LEN;
+
+/// Builds a whole IPv4 packet carrying the SYN of `p`, for a send-only `IPPROTO_RAW` socket.
+/// `p.src` and `p.dst` must be IPv4; otherwise the packet is left zeroed and `false` returned.
+pub fn build_ipv4_syn(p: &SynProbe, ip_id: u16, out: &mut [u8; IPV4_SYN_LEN]) -> bool {
+    out.fill(0);
+    let (IpAddr::V4(src), IpAddr::V4(dst)) = (p.src, p.dst) else {
+        return false;
+    };
+    out[0] = 0x45;
+    out[2..4].copy_from_slice(&(IPV4_SYN_LEN as u16).to_be_bytes());
+    out[4..6].copy_from_slice(&ip_id.to_be_bytes());
+    out[6] = 0x40; // don't fragment, as a Linux stack sends a SYN
+    out[8] = 64;
+    out[9] = 6;
+    out[12..16].copy_from_slice(&src.octets());
+    out[16..20].copy_from_slice(&dst.octets());
+    let sum = checksum_fold(checksum_add(0, &out[..20]));
+    out[10..12].copy_from_slice(&sum.to_be_bytes());
+    let mut tcp = [0u8; SYN_LEN];
+    build_syn(p, &mut tcp);
+    out[20..].copy_from_slice(&tcp);
+    true
+}
+
 /// Keyed cookie that goes into the sequence number of every probe, so a reply is accepted only if
 /// its acknowledgement proves it answers a probe of this scan (stray or spoofed segments fail).
 #[derive(Clone)]
@@ -420,6 +446,31 @@ mod tests {
         // A correct checksum makes the one's-complement sum over pseudo-header + segment 0xffff.
         let sum = checksum_add(pseudo_header_sum(p.src, p.dst, buf.len()), &buf);
         assert_eq!(checksum_fold(sum), 0);
+    }
+
+    #[test]
+    fn ipv4_syn_parses_back() {
+        let p = SynProbe {
+            src: v4([198, 18, 0, 2]),
+            dst: v4([198, 18, 0, 10]),
+            src_port: 40001,
+            dst_port: 443,
+            seq: 42,
+            tsval: 1,
+        };
+        let mut pkt = [0u8; IPV4_SYN_LEN];
+        assert!(build_ipv4_syn(&p, 7, &mut pkt));
+        let parsed = parse_ipv4_tcp(&pkt).expect("own packet parses");
+        assert_eq!(parsed.src, Ipv4Addr::new(198, 18, 0, 2));
+        assert_eq!(parsed.dst, Ipv4Addr::new(198, 18, 0, 10));
+        assert_eq!((parsed.ttl, parsed.dont_fragment), (64, true));
+        assert_eq!(parsed.tcp.dst_port, 443);
+        assert_eq!(checksum_fold(checksum_add(0, &pkt[..20])), 0);
+        let v6 = SynProbe {
+            src: IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ..p
+        };
+        assert!(!build_ipv4_syn(&v6, 7, &mut pkt));
     }
 
     #[test]

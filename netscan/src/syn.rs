@@ -24,7 +24,8 @@ use crate::scan::{HostPorts, HostTarget, PortScanConfig, PortScanStats, Progress
 use crate::timing::RttEstimator;
 use rand::seq::SliceRandom;
 use socket2::{Domain, Protocol, Socket, Type};
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,6 +91,28 @@ fn open_raw(domain: Domain) -> Result<UdpSocket> {
     Ok(UdpSocket::from(sock))
 }
 
+/// A send-only raw IPv4 socket (`IPPROTO_RAW`: we write the IP header, the kernel delivers it
+/// nothing).
+fn open_raw_sender() -> Result<UdpSocket> {
+    let kind = "raw IPv4 sender";
+    let sock = Socket::new(
+        Domain::IPV4,
+        Type::RAW,
+        Some(Protocol::from(libc::IPPROTO_RAW)),
+    )
+    .map_err(|source| NetscanError::RawSocket { kind, source })?;
+    if nix::sys::socket::setsockopt(
+        &sock,
+        nix::sys::socket::sockopt::SndBufForce,
+        &SOCKET_BUFFER,
+    )
+    .is_err()
+    {
+        let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
+    }
+    Ok(UdpSocket::from(sock))
+}
+
 /// The local address the kernel would use to reach `dst`.
 pub fn source_for(dst: IpAddr) -> Result<IpAddr> {
     let bind: SocketAddr = match dst {
@@ -152,18 +175,42 @@ impl Validator {
     }
 }
 
+/// How long the receiver sleeps once its socket is drained. Polling instead of blocking means the
+/// kernel never has to wake a waiter per packet, which at 100k+ packets/s costs more than the scan
+/// itself; RTT samples gain at most this much, far below the minimum retransmission timeout.
+const RECV_POLL: Duration = Duration::from_micros(250);
+/// Replies handed to the scheduler per channel message.
+const REPLY_BATCH: usize = 256;
+
 fn receiver(
     sock: UdpSocket,
     v6: bool,
     validator: Arc<Validator>,
     stop: Arc<AtomicBool>,
-    tx: mpsc::Sender<Reply>,
+    shards: &[mpsc::Sender<Vec<Reply>>],
 ) {
     let mut buf = [0u8; 1600];
+    let nshards = shards.len().max(1) as u32;
+    if let Err(e) = sock.set_nonblocking(true) {
+        tracing::warn!(error = %e, "cannot make raw socket non-blocking; stopping receiver");
+        return;
+    }
+    let mut batches: Vec<Vec<Reply>> = shards
+        .iter()
+        .map(|_| Vec::with_capacity(REPLY_BATCH))
+        .collect();
     while !stop.load(Ordering::Relaxed) {
         let (n, from) = match sock.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                for (batch, tx) in batches.iter_mut().zip(shards) {
+                    if !batch.is_empty() && tx.send(std::mem::take(batch)).is_err() {
+                        return;
+                    }
+                }
+                thread::sleep(RECV_POLL);
+                continue;
+            }
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => {
                 tracing::warn!(error = %e, "raw socket receive failed; stopping receiver");
@@ -182,8 +229,12 @@ fn receiver(
             continue;
         };
         if let Some((host, attempt)) = validator.check(src, &seg) {
-            let reply = Reply {
-                host,
+            let shard = (host % nshards) as usize;
+            let (Some(batch), Some(tx)) = (batches.get_mut(shard), shards.get(shard)) else {
+                continue;
+            };
+            batch.push(Reply {
+                host: host / nshards,
                 port: seg.src_port,
                 attempt,
                 open: seg.flags & TCP_SYN != 0,
@@ -192,8 +243,8 @@ fn receiver(
                 window: seg.window,
                 df,
                 options: seg.options,
-            };
-            if tx.send(reply).is_err() {
+            });
+            if batch.len() >= REPLY_BATCH && tx.send(std::mem::take(batch)).is_err() {
                 return;
             }
         }
@@ -209,7 +260,6 @@ struct HostState {
     state: Vec<u8>,
     attempts: Vec<u8>,
     sent_us: Vec<u32>,
-    outstanding: VecDeque<(u32, u8, u32)>,
     retry: VecDeque<u32>,
     inflight: u32,
     cwnd: f64,
@@ -270,8 +320,28 @@ pub fn syn_scan(
             .collect(),
         sport_base,
     });
+    // One scheduler per core: on veth and bridges the kernel processes a sent packet, the
+    // target's answer included, in the sender's own system call, so one sending thread saturates
+    // one core. Shards split the hosts; they share the raw socket (dup'd descriptors), so each
+    // incoming packet is still copied to one receive queue only.
+    let total = hosts.len() as u64 * ports.len() as u64;
+    let cores = thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let nshards = if total < 50_000 {
+        1
+    } else {
+        cores.min(hosts.len()).clamp(1, 8)
+    };
+    let mut shard_tx = Vec::new();
+    let mut shard_rx = Vec::new();
+    for _ in 0..nshards {
+        let (t, r) = mpsc::channel::<Vec<Reply>>();
+        shard_tx.push(t);
+        shard_rx.push(r);
+    }
     let stop = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = mpsc::channel::<Reply>();
+    let shard_tx = Arc::new(shard_tx);
     let mut receivers = Vec::new();
     for (sock, v6) in [(&sock4, false), (&sock6, true)] {
         if let Some(s) = sock {
@@ -279,11 +349,11 @@ pub fn syn_scan(
                 kind: "raw TCP",
                 source,
             })?;
-            let (validator, stop, tx) = (validator.clone(), stop.clone(), tx.clone());
+            let (validator, stop, tx) = (validator.clone(), stop.clone(), shard_tx.clone());
             receivers.push(
                 thread::Builder::new()
                     .name("syn-recv".into())
-                    .spawn(move || receiver(s, v6, validator, stop, tx))
+                    .spawn(move || receiver(s, v6, validator, stop, &tx))
                     .map_err(|source| NetscanError::Io {
                         op: "spawn receiver thread",
                         peer: "local".into(),
@@ -292,7 +362,7 @@ pub fn syn_scan(
             );
         }
     }
-    drop(tx);
+    drop(shard_tx);
 
     // Port index lookup: replies name a port, state is kept per index into `ports`.
     let mut port_index = vec![u32::MAX; 65_536];
@@ -300,275 +370,52 @@ pub fn syn_scan(
         port_index[usize::from(*p)] = i as u32;
     }
 
-    let mut rng = rand::thread_rng();
-    let mut states: Vec<HostState> = hosts
-        .iter()
-        .map(|h| {
-            let mut order: Vec<u32> = (0..ports.len() as u32).collect();
-            order.shuffle(&mut rng);
-            HostState {
-                addr: h.addr,
-                src: source_for(h.addr).ok(),
-                order,
-                next: 0,
-                state: vec![ST_UNSENT; ports.len()],
-                attempts: vec![0; ports.len()],
-                sent_us: vec![0; ports.len()],
-                outstanding: VecDeque::new(),
-                retry: VecDeque::new(),
-                inflight: 0,
-                cwnd: CWND_INITIAL,
-                ssthresh: CWND_MAX,
-                rtt: h.rtt,
-                latest_answered_sent_us: 0,
-                last_cut_us: 0,
-                resolved: 0,
-                responded: false,
-                fingerprint: None,
-            }
-        })
-        .collect();
-    // Hosts we cannot route to are resolved at once as all-filtered.
-    for hs in &mut states {
-        if hs.src.is_none() {
-            hs.state.fill(ST_FILTERED);
-            hs.resolved = hs.state.len();
-            progress.advance(hs.state.len() as u64);
-        }
-    }
-    let mut host_order: Vec<usize> = (0..states.len()).collect();
-    host_order.shuffle(&mut rng);
-
-    let start = Instant::now();
-    let now_us = |t: Instant| {
-        t.saturating_duration_since(start)
-            .as_micros()
-            .min(u128::from(u32::MAX)) as u32
+    let shard_rate = cfg.max_rate.map(|r| (r / nshards as u32).max(1));
+    let shared = ShardShared {
+        ports,
+        port_index: &port_index,
+        cookie: &validator.cookie,
+        sport_base,
+        max_attempts,
+        max_rate: shard_rate,
+        sock6: sock6.as_ref(),
+        progress,
     };
-    let mut global_inflight: u32 = 0;
-    let mut tokens = Tokens::new(cfg.max_rate);
-    let mut pending_progress: u64 = 0;
-    let mut buf = [0u8; packet::SYN_LEN];
-    let mut remaining = states.iter().filter(|h| !h.done()).count();
-
-    let mut carried: Option<Reply> = None;
-
-    while remaining > 0 {
-        // 1. Replies.
-        loop {
-            let next = match carried.take() {
-                Some(r) => Ok(r),
-                None => rx.try_recv(),
-            };
-            let r = match next {
-                Ok(r) => r,
-                Err(mpsc::TryRecvError::Empty) => break,
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    stop.store(true, Ordering::Relaxed);
-                    return Err(NetscanError::Io {
-                        op: "receive replies",
-                        peer: "raw socket".into(),
-                        source: std::io::Error::other("receiver thread ended"),
-                    });
-                }
-            };
-            let Some(hs) = states.get_mut(r.host as usize) else {
-                continue;
-            };
-            let Some(&idx) = port_index.get(usize::from(r.port)) else {
-                continue;
-            };
-            if idx == u32::MAX {
-                continue;
-            }
-            let i = idx as usize;
-            let st = hs.state[i];
-            if st == ST_OPEN || st == ST_CLOSED || st == ST_UNSENT {
-                continue;
-            }
-            hs.responded = true;
-            let sent = hs.sent_us[i];
-            if st == ST_INFLIGHT {
-                hs.inflight = hs.inflight.saturating_sub(1);
-                global_inflight = global_inflight.saturating_sub(1);
-                // Karn: only a reply to the latest attempt times that attempt.
-                if r.attempt + 1 == hs.attempts[i] {
-                    hs.rtt.observe(Duration::from_micros(u64::from(
-                        now_us(r.at).saturating_sub(sent),
-                    )));
-                    hs.latest_answered_sent_us = hs.latest_answered_sent_us.max(sent);
-                }
-                if hs.cwnd < hs.ssthresh {
-                    hs.cwnd = (hs.cwnd + 1.0).min(CWND_MAX);
-                } else {
-                    hs.cwnd = (hs.cwnd + 1.0 / hs.cwnd).min(CWND_MAX);
-                }
-            }
-            if st != ST_FILTERED {
-                hs.resolved += 1;
-                pending_progress += 1;
-                if hs.done() {
-                    remaining -= 1;
-                }
-            }
-            hs.state[i] = if r.open { ST_OPEN } else { ST_CLOSED };
-            if r.open && hs.fingerprint.is_none() {
-                hs.fingerprint = Some(StackFingerprint {
-                    ttl: r.ttl,
-                    window: r.window,
-                    mss: r.options.mss,
-                    wscale: r.options.wscale,
-                    options: r.options.order_str(),
-                    df: r.df,
-                });
-            }
-        }
-
-        // 2. Timeouts.
-        let now = now_us(Instant::now());
-        for hs in &mut states {
-            let rto = hs.rtt.rto().as_micros().min(u128::from(u32::MAX)) as u32;
-            while let Some(&(i, attempt, sent)) = hs.outstanding.front() {
-                let iu = i as usize;
-                if hs.state[iu] != ST_INFLIGHT || hs.attempts[iu] != attempt + 1 {
-                    hs.outstanding.pop_front();
-                    continue;
-                }
-                if now.saturating_sub(sent) < rto {
-                    break;
-                }
-                hs.outstanding.pop_front();
-                hs.inflight = hs.inflight.saturating_sub(1);
-                global_inflight = global_inflight.saturating_sub(1);
-                if hs.latest_answered_sent_us > sent && now.saturating_sub(hs.last_cut_us) > rto {
-                    // A later probe was answered: this one was lost, so slow down.
-                    hs.ssthresh = (hs.cwnd / 2.0).max(CWND_MIN);
-                    hs.cwnd = hs.ssthresh;
-                    hs.last_cut_us = now;
-                    stats.rate_limit_events += 1;
-                }
-                if hs.attempts[iu] < max_attempts {
-                    hs.state[iu] = ST_RETRY;
-                    hs.retry.push_back(i);
-                } else {
-                    hs.state[iu] = ST_FILTERED;
-                    hs.resolved += 1;
-                    pending_progress += 1;
-                    if hs.done() {
-                        remaining -= 1;
-                    }
-                }
-            }
-        }
-        if pending_progress >= 256 || (remaining == 0 && pending_progress > 0) {
-            progress.advance(pending_progress);
-            pending_progress = 0;
-        }
-
-        // 3. Sends, round-robin over hosts so that each host sees a paced stream.
-        let mut sent_any = false;
-        let mut round = true;
-        while round {
-            round = false;
-            for &h in &host_order {
-                if global_inflight >= GLOBAL_INFLIGHT_MAX || !tokens.take() {
-                    break;
-                }
-                let hs = &mut states[h];
-                if !hs.wants_to_send() {
-                    tokens.give_back();
-                    continue;
-                }
-                let Some(src) = hs.src else {
-                    tokens.give_back();
-                    continue;
-                };
-                let i = loop {
-                    if let Some(i) = hs.retry.pop_front() {
-                        if hs.state[i as usize] == ST_RETRY {
-                            break Some(i);
-                        }
-                        continue;
-                    }
-                    if hs.next < hs.order.len() {
-                        let i = hs.order[hs.next];
-                        hs.next += 1;
-                        break Some(i);
-                    }
-                    break None;
-                };
-                let Some(i) = i else {
-                    tokens.give_back();
-                    continue;
-                };
-                let iu = i as usize;
-                let attempt = hs.attempts[iu];
-                let sport = sport_base + u16::from(attempt);
-                let dport = ports[iu];
-                let probe = SynProbe {
-                    src,
-                    dst: hs.addr,
-                    src_port: sport,
-                    dst_port: dport,
-                    seq: validator.cookie.value(hs.addr, dport, sport),
-                    tsval: now_us(Instant::now()),
-                };
-                packet::build_syn(&probe, &mut buf);
-                let sock = if hs.addr.is_ipv4() { &sock4 } else { &sock6 };
-                let Some(sock) = sock else {
-                    tokens.give_back();
-                    continue;
-                };
-                match sock.send_to(&buf, SocketAddr::new(hs.addr, 0)) {
-                    Ok(_) => {}
-                    Err(e)
-                        if matches!(e.raw_os_error(), Some(libc::ENOBUFS) | Some(libc::EAGAIN)) =>
-                    {
-                        // Local queue full: put the probe back and let replies drain.
-                        if attempt == 0 && hs.state[iu] == ST_UNSENT {
-                            hs.next -= 1;
-                        } else {
-                            hs.retry.push_front(i);
-                        }
-                        tokens.give_back();
-                        break;
-                    }
-                    Err(e) => {
-                        // Unreachable from here (EHOSTUNREACH, ENETUNREACH...): count the
-                        // attempt so the port resolves as filtered after its retries.
-                        tracing::debug!(host = %hs.addr, port = dport, error = %e, "send failed");
-                    }
-                }
-                let t = now_us(Instant::now());
-                hs.attempts[iu] = attempt + 1;
-                hs.sent_us[iu] = t;
-                hs.state[iu] = ST_INFLIGHT;
-                hs.outstanding.push_back((i, attempt, t));
-                hs.inflight += 1;
-                global_inflight += 1;
-                stats.probes_sent += 1;
-                if attempt > 0 {
-                    stats.retransmissions += 1;
-                }
-                sent_any = true;
-                round = true;
-            }
-        }
-
-        // 4. Nothing to send: wait for a reply or the next timeout.
-        if !sent_any && remaining > 0 {
-            let wait = next_wait(&states, now_us(Instant::now()), tokens.wait_hint());
-            // A reply that arrives is handled by step 1 of the next iteration; a disconnect
-            // is reported there too.
-            if let Ok(r) = rx.recv_timeout(wait) {
-                carried = Some(r);
-            }
-        }
-    }
+    let outcome: Vec<Result<(Vec<HostState>, PortScanStats)>> = thread::scope(|scope| {
+        let handles: Vec<_> = shard_rx
+            .into_iter()
+            .enumerate()
+            .map(|(k, rx)| {
+                let mine: Vec<&HostTarget> = hosts.iter().skip(k).step_by(nshards).collect();
+                let shared = &shared;
+                scope.spawn(move || run_shard(&mine, shared, rx))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(NetscanError::Config("SYN scan shard panicked".into())))
+            })
+            .collect()
+    });
     stop.store(true, Ordering::Relaxed);
     for r in receivers {
         let _ = r.join();
     }
+    let mut states: Vec<Option<HostState>> = (0..hosts.len()).map(|_| None).collect();
+    for (k, res) in outcome.into_iter().enumerate() {
+        let (shard_states, shard_stats) = res?;
+        stats.probes_sent += shard_stats.probes_sent;
+        stats.retransmissions += shard_stats.retransmissions;
+        stats.rate_limit_events += shard_stats.rate_limit_events;
+        for (j, hs) in shard_states.into_iter().enumerate() {
+            if let Some(slot) = states.get_mut(k + j * nshards) {
+                *slot = Some(hs);
+            }
+        }
+    }
+    let states: Vec<HostState> = states.into_iter().flatten().collect();
 
     let results = states
         .into_iter()
@@ -597,20 +444,368 @@ pub fn syn_scan(
     Ok((results, stats))
 }
 
-/// How long the scheduler may sleep: until the earliest outstanding probe times out, at most 5 ms.
-fn next_wait(states: &[HostState], now: u32, token_hint: Option<Duration>) -> Duration {
-    let mut wait = Duration::from_millis(5);
-    for hs in states {
-        if let Some(&(_, _, sent)) = hs.outstanding.front() {
-            let rto = hs.rtt.rto().as_micros().min(u128::from(u32::MAX)) as u32;
-            let due = sent.saturating_add(rto).saturating_sub(now);
-            wait = wait.min(Duration::from_micros(u64::from(due)));
+/// What every shard reads.
+struct ShardShared<'a> {
+    ports: &'a [u16],
+    port_index: &'a [u32],
+    cookie: &'a Cookie,
+    sport_base: u16,
+    max_attempts: u8,
+    max_rate: Option<u32>,
+    /// IPv6 probes go out through the shared raw TCP socket (the kernel adds the header).
+    sock6: Option<&'a UdpSocket>,
+    progress: &'a dyn Progress,
+}
+
+/// Runs the scheduler for one shard of the hosts until every port of every host is resolved.
+fn run_shard(
+    hosts: &[&HostTarget],
+    sh: &ShardShared<'_>,
+    rx: mpsc::Receiver<Vec<Reply>>,
+) -> Result<(Vec<HostState>, PortScanStats)> {
+    let mut stats = PortScanStats::default();
+    let (ports, port_index, progress) = (sh.ports, sh.port_index, sh.progress);
+    let max_attempts = sh.max_attempts;
+    let sport_base = sh.sport_base;
+    let mut rng = rand::thread_rng();
+    let mut states: Vec<HostState> = hosts
+        .iter()
+        .map(|h| {
+            let mut order: Vec<u32> = (0..ports.len() as u32).collect();
+            order.shuffle(&mut rng);
+            HostState {
+                addr: h.addr,
+                src: source_for(h.addr).ok(),
+                order,
+                next: 0,
+                state: vec![ST_UNSENT; ports.len()],
+                attempts: vec![0; ports.len()],
+                sent_us: vec![0; ports.len()],
+                retry: VecDeque::new(),
+                inflight: 0,
+                cwnd: CWND_INITIAL,
+                ssthresh: CWND_MAX,
+                rtt: h.rtt,
+                latest_answered_sent_us: 0,
+                last_cut_us: 0,
+                resolved: 0,
+                responded: false,
+                fingerprint: None,
+            }
+        })
+        .collect();
+    // Hosts we cannot route to are resolved at once as all-filtered.
+    for hs in &mut states {
+        if hs.src.is_none() {
+            hs.state.fill(ST_FILTERED);
+            hs.resolved = hs.state.len();
+            progress.advance(hs.state.len() as u64);
         }
     }
-    if let Some(h) = token_hint {
-        wait = wait.min(h);
+    // Hosts with probes to send, round-robin. Each send is O(1): no pass over all hosts.
+    let mut ready: VecDeque<u32> = VecDeque::with_capacity(states.len());
+    let mut queued = vec![false; states.len()];
+    let mut host_order: Vec<u32> = (0..states.len() as u32).collect();
+    host_order.shuffle(&mut rng);
+    for h in host_order {
+        if !states[h as usize].done() {
+            ready.push_back(h);
+            queued[h as usize] = true;
+        }
     }
-    wait.max(Duration::from_micros(200))
+    // Retransmission timers of every probe in flight, earliest deadline first. Entries of
+    // probes answered meanwhile are dropped when they come due.
+    let mut timers: BinaryHeap<Reverse<Timer>> = BinaryHeap::new();
+
+    let start = Instant::now();
+    let now_us = |t: Instant| {
+        t.saturating_duration_since(start)
+            .as_micros()
+            .min(u128::from(u32::MAX)) as u32
+    };
+    let mut global_inflight: u32 = 0;
+    // RTT over all hosts of the shard: a host that has not answered yet (down, or filtering
+    // everything) is timed like its neighbours rather than with the cautious initial RTO, as
+    // nmap times a host group.
+    let mut group_rtt = RttEstimator::new();
+    let mut tokens = Tokens::new(sh.max_rate);
+    let mut pending_progress: u64 = 0;
+    let mut buf = [0u8; packet::SYN_LEN];
+    let mut buf4 = [0u8; packet::IPV4_SYN_LEN];
+    // IPv4 probes leave through a send-only IPPROTO_RAW socket of this shard's own: it carries
+    // our IP header, takes no socket lock per send (unlike a raw TCP socket, which serializes
+    // the shards) and receives nothing, so incoming packets are not copied to it.
+    let sock4 = if hosts.iter().any(|h| h.addr.is_ipv4()) {
+        Some(open_raw_sender()?)
+    } else {
+        None
+    };
+    let mut ip_id: u16 = rand::random();
+    let mut remaining = states.iter().filter(|h| !h.done()).count();
+    let mut carried: Vec<Reply> = Vec::new();
+
+    while remaining > 0 {
+        // 1. Replies.
+        loop {
+            if carried.is_empty() {
+                match rx.try_recv() {
+                    Ok(batch) => carried = batch,
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        return Err(NetscanError::Io {
+                            op: "receive replies",
+                            peer: "raw socket".into(),
+                            source: std::io::Error::other("receiver thread ended"),
+                        });
+                    }
+                }
+            }
+            let Some(r) = carried.pop() else { continue };
+            let h = r.host as usize;
+            let Some(hs) = states.get_mut(h) else {
+                continue;
+            };
+            let idx = port_index[usize::from(r.port)];
+            if idx == u32::MAX {
+                continue;
+            }
+            let i = idx as usize;
+            let st = hs.state[i];
+            if st == ST_OPEN || st == ST_CLOSED || st == ST_UNSENT {
+                continue;
+            }
+            hs.responded = true;
+            let sent = hs.sent_us[i];
+            if st == ST_INFLIGHT {
+                hs.inflight = hs.inflight.saturating_sub(1);
+                global_inflight = global_inflight.saturating_sub(1);
+                // Karn: only a reply to the latest attempt times that attempt.
+                if r.attempt + 1 == hs.attempts[i] {
+                    let rtt = now_us(r.at).saturating_sub(sent);
+                    hs.rtt.observe(Duration::from_micros(u64::from(rtt)));
+                    group_rtt.observe(Duration::from_micros(u64::from(rtt)));
+                    hs.latest_answered_sent_us = hs.latest_answered_sent_us.max(sent);
+                }
+                if hs.cwnd < hs.ssthresh {
+                    hs.cwnd = (hs.cwnd + 1.0).min(CWND_MAX);
+                } else {
+                    hs.cwnd = (hs.cwnd + 1.0 / hs.cwnd).min(CWND_MAX);
+                }
+            }
+            if st != ST_FILTERED {
+                hs.resolved += 1;
+                pending_progress += 1;
+                if hs.done() {
+                    remaining -= 1;
+                }
+            }
+            hs.state[i] = if r.open { ST_OPEN } else { ST_CLOSED };
+            if r.open && hs.fingerprint.is_none() {
+                hs.fingerprint = Some(StackFingerprint {
+                    ttl: r.ttl,
+                    window: r.window,
+                    mss: r.options.mss,
+                    wscale: r.options.wscale,
+                    options: r.options.order_str(),
+                    df: r.df,
+                });
+            }
+            if !queued[h] && hs.wants_to_send() {
+                queued[h] = true;
+                ready.push_back(r.host);
+            }
+        }
+
+        // 2. Timeouts.
+        let now = now_us(Instant::now());
+        while let Some(Reverse(t)) = timers.peek().copied() {
+            if t.deadline > now {
+                break;
+            }
+            timers.pop();
+            let h = t.host as usize;
+            let hs = &mut states[h];
+            let iu = t.index as usize;
+            if hs.state[iu] != ST_INFLIGHT || hs.attempts[iu] != t.attempt + 1 {
+                continue;
+            }
+            let sent = hs.sent_us[iu];
+            hs.inflight = hs.inflight.saturating_sub(1);
+            global_inflight = global_inflight.saturating_sub(1);
+            let rto = duration_us(host_rto(&hs.rtt, &group_rtt));
+            if hs.latest_answered_sent_us > sent && now.saturating_sub(hs.last_cut_us) > rto {
+                // A later probe was answered: this one was lost, so slow down.
+                hs.ssthresh = (hs.cwnd / 2.0).max(CWND_MIN);
+                hs.cwnd = hs.ssthresh;
+                hs.last_cut_us = now;
+                stats.rate_limit_events += 1;
+            } else if hs.latest_answered_sent_us <= sent {
+                // Nothing sent later was answered either: silence, not congestion (a filtered
+                // port or a host that is down). Let the window grow so silence costs time only
+                // once per retransmission timeout, not once per window.
+                hs.cwnd = (hs.cwnd + 1.0).min(CWND_MAX);
+            }
+            if hs.attempts[iu] < max_attempts {
+                hs.state[iu] = ST_RETRY;
+                hs.retry.push_back(t.index);
+            } else {
+                hs.state[iu] = ST_FILTERED;
+                hs.resolved += 1;
+                pending_progress += 1;
+                if hs.done() {
+                    remaining -= 1;
+                }
+            }
+            if !queued[h] && hs.wants_to_send() {
+                queued[h] = true;
+                ready.push_back(t.host);
+            }
+        }
+        if pending_progress >= 256 || (remaining == 0 && pending_progress > 0) {
+            progress.advance(pending_progress);
+            pending_progress = 0;
+        }
+
+        // 3. Sends: one probe per ready host in turn, so each host sees a paced stream.
+        let mut sent_any = false;
+        while let Some(h) = ready.pop_front() {
+            let hu = h as usize;
+            queued[hu] = false;
+            let hs = &mut states[hu];
+            if !hs.wants_to_send() {
+                continue;
+            }
+            if global_inflight >= GLOBAL_INFLIGHT_MAX || !tokens.take() {
+                queued[hu] = true;
+                ready.push_front(h);
+                break;
+            }
+            let Some(src) = hs.src else {
+                continue;
+            };
+            let mut pick = None;
+            while let Some(i) = hs.retry.pop_front() {
+                if hs.state[i as usize] == ST_RETRY {
+                    pick = Some(i);
+                    break;
+                }
+            }
+            if pick.is_none() && hs.next < hs.order.len() {
+                pick = Some(hs.order[hs.next]);
+                hs.next += 1;
+            }
+            let Some(i) = pick else {
+                tokens.give_back();
+                continue;
+            };
+            let iu = i as usize;
+            let attempt = hs.attempts[iu];
+            let sport = sport_base + u16::from(attempt);
+            let dport = ports[iu];
+            let probe = SynProbe {
+                src,
+                dst: hs.addr,
+                src_port: sport,
+                dst_port: dport,
+                seq: sh.cookie.value(hs.addr, dport, sport),
+                tsval: now_us(Instant::now()),
+            };
+            let (sock, bytes): (Option<&UdpSocket>, &[u8]) = if hs.addr.is_ipv4() {
+                ip_id = ip_id.wrapping_add(1);
+                packet::build_ipv4_syn(&probe, ip_id, &mut buf4);
+                (sock4.as_ref(), &buf4)
+            } else {
+                packet::build_syn(&probe, &mut buf);
+                (sh.sock6, &buf)
+            };
+            let Some(sock) = sock else {
+                continue;
+            };
+            match sock.send_to(bytes, SocketAddr::new(hs.addr, 0)) {
+                Ok(_) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOBUFS) | Some(libc::EAGAIN)) => {
+                    // Local queue full: put the probe back and let replies drain first.
+                    if attempt == 0 {
+                        hs.next -= 1;
+                    } else {
+                        hs.retry.push_front(i);
+                    }
+                    tokens.give_back();
+                    queued[hu] = true;
+                    ready.push_front(h);
+                    break;
+                }
+                Err(e) => {
+                    // Unreachable from here (EHOSTUNREACH, ENETUNREACH...): count the attempt so
+                    // the port resolves as filtered after its retries.
+                    tracing::debug!(host = %hs.addr, port = dport, error = %e, "send failed");
+                }
+            }
+            let t = now_us(Instant::now());
+            hs.attempts[iu] = attempt + 1;
+            hs.sent_us[iu] = t;
+            hs.state[iu] = ST_INFLIGHT;
+            hs.inflight += 1;
+            global_inflight += 1;
+            timers.push(Reverse(Timer {
+                deadline: t.saturating_add(duration_us(host_rto(&hs.rtt, &group_rtt))),
+                host: h,
+                index: i,
+                attempt,
+            }));
+            stats.probes_sent += 1;
+            if attempt > 0 {
+                stats.retransmissions += 1;
+            }
+            sent_any = true;
+            if hs.wants_to_send() {
+                queued[hu] = true;
+                ready.push_back(h);
+            }
+        }
+
+        // 4. Nothing sent: sleep until a reply arrives or the next timer is due.
+        if !sent_any && remaining > 0 {
+            let now = now_us(Instant::now());
+            let mut wait = Duration::from_millis(5);
+            if let Some(Reverse(t)) = timers.peek() {
+                wait = wait.min(Duration::from_micros(u64::from(
+                    t.deadline.saturating_sub(now),
+                )));
+            }
+            if let Some(hint) = tokens.wait_hint() {
+                wait = wait.min(hint);
+            }
+            // A reply that arrives is handled by step 1 of the next iteration.
+            if let Ok(batch) = rx.recv_timeout(wait.max(Duration::from_micros(100))) {
+                carried = batch;
+            }
+        }
+    }
+    Ok((states, stats))
+}
+
+/// A retransmission timer: when `deadline` (µs since scan start) passes and the probe is still
+/// unanswered, it is sent again or its port given up as filtered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Timer {
+    deadline: u32,
+    host: u32,
+    index: u32,
+    attempt: u8,
+}
+
+/// The retransmission timeout of a host: its own once it has answered, else its group's.
+fn host_rto(own: &RttEstimator, group: &RttEstimator) -> Duration {
+    if own.samples() > 0 || group.samples() == 0 {
+        own.rto()
+    } else {
+        group.rto()
+    }
+}
+
+fn duration_us(d: Duration) -> u32 {
+    d.as_micros().min(u128::from(u32::MAX)) as u32
 }
 
 /// Token bucket for the global `--rate` cap (probes per second); unlimited when `None`.

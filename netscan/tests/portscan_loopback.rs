@@ -1,4 +1,5 @@
 //! Port scanners against listeners this test opens on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the test failing
 //!
 //! The SYN scanner needs CAP_NET_RAW: the test fails without it unless PICKET_SKIP_NETNS=1 says
 //! the privileged tests are meant to be skipped on this machine.
