@@ -137,6 +137,16 @@ pub struct ProbeKeys {
 }
 
 impl ProbeKeys {
+    /// Fixed keys (tests and fuzzing); sweeps use [`ProbeKeys::random`].
+    pub fn new(k0: u64, k1: u64, icmp_id: u16, tcp_sport: u16) -> Self {
+        Self {
+            k0,
+            k1,
+            icmp_id,
+            tcp_sport,
+        }
+    }
+
     pub fn random() -> Self {
         let k0: u64 = rand::random();
         let k1: u64 = rand::random();
@@ -1200,12 +1210,7 @@ mod tests {
     use crate::scan::NoProgress;
 
     fn keys() -> ProbeKeys {
-        ProbeKeys {
-            k0: 1,
-            k1: 2,
-            icmp_id: 0x4242,
-            tcp_sport: 45_000,
-        }
+        ProbeKeys::new(1, 2, 0x4242, 45_000)
     }
 
     /// An ARP reply as captured on a bridge: 198.18.200.10 is at 02:00:00:00:c8:0a, to .2.
@@ -1533,7 +1538,10 @@ mod tests {
         if privileged {
             assert!(
                 up.iter()
-                    .all(|h| h.reason == "echo-reply" && h.ttl == Some(64) && h.rtt.is_some()),
+                    .all(|h| ["echo-reply", "timestamp-reply", "rst", "syn-ack"]
+                        .contains(&h.reason.as_str())
+                        && h.ttl == Some(64)
+                        && h.rtt.is_some()),
                 "{up:?}"
             );
             assert!(
@@ -1578,6 +1586,19 @@ mod tests {
         )
         .await;
         assert!(matches!(r, Err(NetscanError::Config(_))));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn reply_parsers_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let k = keys();
+            let _ = parse_arp_reply(&data, Ipv4Addr::new(198, 18, 200, 2));
+            let _ = parse_neighbor_advert(&data);
+            let _ = parse_icmp4(&data, &k);
+            let _ = parse_tcp4(&data, &k);
+            let _ = parse_icmp_message(true, IpAddr::V6(Ipv6Addr::LOCALHOST), &data, &k);
+            let _ = parse_tcp_segment(IpAddr::V6(Ipv6Addr::LOCALHOST), &data, &k);
+        }
     }
 
     #[test]

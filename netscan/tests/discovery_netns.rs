@@ -462,7 +462,12 @@ fn discovery_in_namespaces() {
     }
     // Routed hosts: far10 answers pings (TTL 63: one hop), far11 drops them.
     let far10 = &r.hosts["198.18.201.10"];
-    assert_eq!(far10["reason"], "echo-reply", "{far10}");
+    // Answers to the four probes race through two receiver threads; any of them proves it up.
+    assert!(
+        ["echo-reply", "timestamp-reply", "rst", "syn-ack"]
+            .contains(&far10["reason"].as_str().unwrap_or("")),
+        "{far10}"
+    );
     assert_eq!(far10["ttl"], 63, "{far10}");
     assert!(far10["mac"].is_null());
     let far11 = r
