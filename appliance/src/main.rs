@@ -4,6 +4,7 @@
 
 use clap::Parser;
 use picket_appliance::{app, cli::Cli};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
 
@@ -43,6 +44,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     }
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(filter)
         .with_target(false)
         .try_init();
