@@ -99,6 +99,50 @@ mod tests {
         );
     }
 
+    /// `openssl req -x509` output: EC P-256, SANs of two names and an address.
+    const SELF_SIGNED: &[u8] = include_bytes!("testdata/selfsigned-ec.der");
+    /// A leaf whose subject equals its issuer's name but which the CA signed: not self-signed.
+    const SAME_NAME_LEAF: &[u8] = include_bytes!("testdata/leaf-same-name-as-ca.der");
+
+    #[test]
+    fn self_signed_fixture() {
+        let info = tls_info(SELF_SIGNED).expect("parses");
+        assert_eq!(info.subject, "CN=fixture.picket.test, O=Picket fixture");
+        assert_eq!(info.issuer, info.subject);
+        assert_eq!(
+            info.sans,
+            vec![
+                "fixture.picket.test",
+                "www.fixture.picket.test",
+                "192.0.2.7"
+            ]
+        );
+        assert_eq!(info.not_before, "2026-11-21T07:25:41Z");
+        assert_eq!(info.not_after, "2036-11-18T07:25:41Z");
+        assert!(info.self_signed);
+        assert_eq!(
+            info.sha256,
+            "c27ff5aefc72ac35b5ed9d33671102d15ebc6179507f757de287b6dfd6939000"
+        );
+        assert!(info.versions.is_empty(), "filled in by the caller");
+    }
+
+    #[test]
+    fn same_name_is_not_enough_for_self_signed() {
+        let info = tls_info(SAME_NAME_LEAF).expect("parses");
+        assert_eq!(info.subject, "CN=Picket Test CA");
+        assert_eq!(info.issuer, info.subject);
+        assert!(!info.self_signed, "signed by the CA's key, not its own");
+        assert_eq!(info.sans, vec!["leaf.picket.test"]);
+    }
+
+    #[test]
+    fn truncated_certificates_are_errors() {
+        for cut in [1, 10, SELF_SIGNED.len() / 2, SELF_SIGNED.len() - 1] {
+            assert!(tls_info(&SELF_SIGNED[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
     #[test]
     fn garbage_is_an_error() {
         assert!(tls_info(b"not a certificate").is_err());
@@ -110,6 +154,15 @@ mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
             let _ = tls_info(&data);
+        }
+
+        #[test]
+        fn mutated_fixture_never_panics(pos in 0usize..520, byte: u8) {
+            let mut der = SELF_SIGNED.to_vec();
+            if let Some(b) = der.get_mut(pos) {
+                *b = byte;
+            }
+            let _ = tls_info(&der);
         }
     }
 }
