@@ -74,6 +74,8 @@ const TICK: Duration = Duration::from_millis(2);
 const RECV_TIMEOUT: Duration = Duration::from_millis(20);
 /// Shortest wait after the last round: lets answers delayed by a busy scheduler still count.
 const MIN_FINAL_WAIT: Duration = Duration::from_millis(60);
+/// Targets swept together; larger sets are swept block after block.
+const SWEEP_BLOCK: usize = 65_536;
 /// Largest datagram or frame we read.
 const RECV_BUF: usize = 65_536;
 /// Unprivileged connect probes in flight at once.
@@ -99,23 +101,36 @@ pub async fn discover(
     if targets.is_empty() {
         return Ok(Vec::new());
     }
-    if cfg.privileged {
-        let (t, c, p) = (targets.clone(), cfg.clone(), progress.clone());
-        let joined = tokio::task::spawn_blocking(move || privileged_sweep(&t, &c, p.as_ref()))
-            .await
-            .map_err(|e| NetscanError::Config(format!("discovery task failed: {e}")))?;
-        match joined {
-            Ok(found) => return Ok(order_like(&targets, found)),
-            // The caller believed raw sockets were available but the kernel disagrees (e.g. a
-            // seccomp filter): the unprivileged methods still give an answer.
-            Err(NetscanError::RawSocket { kind, source }) => {
-                tracing::warn!("raw {kind} socket unavailable ({source}); unprivileged discovery");
+    // Blocks bound the sweep's bookkeeping (and the unprivileged sweep's task count) however
+    // large the target set, and let early blocks finish while later ones are still pending.
+    let mut out = Vec::new();
+    let mut privileged = cfg.privileged;
+    for block in targets.chunks(SWEEP_BLOCK) {
+        if privileged {
+            let (t, c, p) = (block.to_vec(), cfg.clone(), progress.clone());
+            let joined = tokio::task::spawn_blocking(move || privileged_sweep(&t, &c, p.as_ref()))
+                .await
+                .map_err(|e| NetscanError::Config(format!("discovery task failed: {e}")))?;
+            match joined {
+                Ok(found) => {
+                    out.extend(order_like(block, found));
+                    continue;
+                }
+                // The caller believed raw sockets were available but the kernel disagrees (e.g.
+                // a seccomp filter): the unprivileged methods still give an answer.
+                Err(NetscanError::RawSocket { kind, source }) => {
+                    tracing::warn!(
+                        "raw {kind} socket unavailable ({source}); unprivileged discovery"
+                    );
+                    privileged = false;
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         }
+        let found = unprivileged_sweep(block, cfg, progress.clone()).await?;
+        out.extend(order_like(block, found));
     }
-    let found = unprivileged_sweep(&targets, cfg, progress).await?;
-    Ok(order_like(&targets, found))
+    Ok(out)
 }
 
 fn order_like(targets: &[IpAddr], mut found: HashMap<IpAddr, UpHost>) -> Vec<UpHost> {

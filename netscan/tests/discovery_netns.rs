@@ -512,6 +512,8 @@ fn discovery_in_namespaces() {
         r22.discovery_ms, r22.wall
     );
     assert!(r22.discovery_ms < 3_000, "{} ms", r22.discovery_ms);
+    let (t22, up22) = nmap_sn(&net, "198.18.204.0/22");
+    eprintln!("1,024 routed hosts: nmap -sn {t22:?} ({up22} up)");
 
     // --- Unprivileged: TCP connect (refused) proves the routed hosts up, and nothing else.
     let u = probe(
@@ -523,6 +525,10 @@ fn discovery_in_namespaces() {
             "198.18.201.0/28",
             "198.18.200.9-12",
         ],
+    );
+    eprintln!(
+        "unprivileged sweep of 21 addresses: {} ms discovery",
+        u.discovery_ms
     );
     let found: Vec<&String> = u.hosts.keys().collect();
     assert_eq!(
