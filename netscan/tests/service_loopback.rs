@@ -1101,3 +1101,154 @@ fn compare_with_nmap_sv() {
         "{ours:?} vs {theirs:?}"
     );
 }
+
+/// IPv6: detection over ::1 (a greeting server written here) and a UDP scan of closed ports
+/// over ICMPv6.
+#[test]
+fn ipv6_detection_and_udp_unreachables() {
+    let rt = rt();
+    let port = rt.block_on(async {
+        let l = tokio::net::TcpListener::bind("[::1]:0")
+            .await
+            .expect("bind ::1");
+        let port = l.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            // Bounded: a handful of connections, then the task ends.
+            for _ in 0..20 {
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
+                let _ = s
+                    .write_all(b"SSH-2.0-OpenSSH_9.6 FreeBSD-20240104\r\n")
+                    .await;
+            }
+        });
+        port
+    });
+    let v6 = IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
+    let found = rt.block_on(detect_one(SocketAddr::new(v6, port), loopback_rtt(), None));
+    let (svc, _) = found.expect("ssh over ::1");
+    assert_eq!(product(&svc), ("ssh", Some("OpenSSH"), Some("9.6")));
+    assert_eq!(svc.extra.as_deref(), Some("FreeBSD-20240104"));
+
+    let closed: Vec<u16> = (0..5)
+        .map(|_| {
+            let s = UdpSocket::bind("[::1]:0").expect("bind");
+            s.local_addr().expect("addr").port()
+        })
+        .collect();
+    let res = rt
+        .block_on(udp_scan(
+            &[(v6, loopback_rtt())],
+            &closed,
+            &UdpConfig {
+                retries: 1,
+                max_rate: Some(500),
+            },
+            Arc::new(NoProgress),
+        ))
+        .expect("udp scan");
+    for r in &res[0].1 {
+        assert_eq!(r.state, PortState::Closed, "{r:?}");
+    }
+}
+
+/// A network namespace joined to ours by a veth pair (198.18.0.0/15 test addresses), deleted on
+/// drop. Its kernel rate-limits ICMP errors towards us as any Linux peer does (loopback is
+/// exempt, which is why this needs a namespace).
+struct Netns {
+    name: String,
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+fn netns_peer() -> Option<(Netns, Ipv4Addr)> {
+    if std::env::var_os("PICKET_SKIP_NETNS").is_some_and(|v| v == "1") {
+        return None;
+    }
+    let r = rand_suffix();
+    let tag = format!("{:06x}", r & 0xff_ffff);
+    let ns = Netns {
+        name: format!("psvc{tag}"),
+    };
+    let (host_if, ns_if) = (format!("vh{tag}"), format!("vn{tag}"));
+    let third = ((r >> 24) % 250) as u8;
+    let (ours, theirs) = (
+        format!("198.18.{third}.1/30"),
+        Ipv4Addr::new(198, 18, third, 2),
+    );
+    let ip = |args: &[&str]| {
+        let st = Command::new("ip").args(args).status().expect("run ip");
+        assert!(
+            st.success(),
+            "ip {args:?} failed: this test needs root (CAP_NET_ADMIN) and iproute2; \
+             set PICKET_SKIP_NETNS=1 where namespaces are unavailable"
+        );
+    };
+    ip(&["netns", "add", &ns.name]);
+    ip(&[
+        "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if,
+    ]);
+    ip(&["link", "set", &ns_if, "netns", &ns.name]);
+    ip(&["addr", "add", &ours, "dev", &host_if]);
+    ip(&["link", "set", &host_if, "up"]);
+    ip(&[
+        "-n",
+        &ns.name,
+        "addr",
+        "add",
+        &format!("{theirs}/30"),
+        "dev",
+        &ns_if,
+    ]);
+    ip(&["-n", &ns.name, "link", "set", &ns_if, "up"]);
+    ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
+    Some((ns, theirs))
+}
+
+/// Linux sends one port-unreachable per second to a peer after a burst of six. Twelve closed
+/// ports must all still come out closed (a scanner that trusted its first round, or retried on
+/// a fixed short timer, would call half of them open|filtered), in bounded time.
+#[test]
+fn udp_closed_ports_survive_icmp_rate_limiting() {
+    let Some((_ns, peer)) = netns_peer() else {
+        eprintln!("PICKET_SKIP_NETNS=1: skipped");
+        return;
+    };
+    let ports: Vec<u16> = (40000..40012).collect();
+    let rt = rt();
+    let mut rtt = RttEstimator::new();
+    rtt.observe(Duration::from_micros(100));
+    let started = Instant::now();
+    let res = rt
+        .block_on(udp_scan(
+            &[(IpAddr::V4(peer), rtt)],
+            &ports,
+            &UdpConfig {
+                retries: 3,
+                max_rate: None,
+            },
+            Arc::new(NoProgress),
+        ))
+        .expect("udp scan");
+    let elapsed = started.elapsed();
+    eprintln!(
+        "rate-limited peer, {} closed ports: {elapsed:?}",
+        ports.len()
+    );
+    let results = &res[0].1;
+    let closed = results
+        .iter()
+        .filter(|r| r.state == PortState::Closed)
+        .count();
+    assert_eq!(closed, ports.len(), "{results:#?}");
+    // Six at once, then about one per second.
+    assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
+}
