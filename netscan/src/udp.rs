@@ -44,8 +44,9 @@ const LINUX_ICMP_REFILL: Duration = Duration::from_secs(1);
 /// Probe rate when the user set none: enough for a fast LAN, low enough not to overflow socket
 /// buffers or a small router.
 const DEFAULT_RATE: u32 = 2000;
-/// Ports of one host probed with sockets open at the same time (file-descriptor budget).
-const PORTS_PER_CHUNK: usize = 256;
+/// Ports of one host probed with sockets open at the same time. With [`HOST_CONCURRENCY`] this
+/// keeps the scan under 512 descriptors, well inside the common soft limit of 1024.
+const PORTS_PER_CHUNK: usize = 64;
 /// Hosts scanned at the same time.
 const HOST_CONCURRENCY: usize = 8;
 /// Largest datagram we read.
