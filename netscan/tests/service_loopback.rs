@@ -602,10 +602,12 @@ fn start_tcp_daemons(s: &Scratch, ip: Ipv4Addr, p: &Ports) -> Vec<Daemon> {
     ]
 }
 
-fn detect_all(
-    ip: Ipv4Addr,
-    ports: &[u16],
-) -> (Vec<(SocketAddr, (Service, Option<TlsInfo>))>, Duration) {
+/// What `detect_many` returns.
+type Detected = Vec<(SocketAddr, (Service, Option<TlsInfo>))>;
+/// A hostile server's per-connection behaviour.
+type Behaviour = fn(tokio::net::TcpStream) -> tokio::task::JoinHandle<()>;
+
+fn detect_all(ip: Ipv4Addr, ports: &[u16]) -> (Detected, Duration) {
     let jobs = ports
         .iter()
         .map(|&p| (SocketAddr::new(IpAddr::V4(ip), p), loopback_rtt()))
@@ -935,10 +937,7 @@ fn udp_scan_without_payloads_classifies_silence_and_unreachables() {
 // --- hostile servers ---------------------------------------------------------------------------
 
 /// Serves every connection with `behaviour` until the test ends.
-fn hostile_server(
-    rt: &tokio::runtime::Runtime,
-    behaviour: fn(tokio::net::TcpStream) -> tokio::task::JoinHandle<()>,
-) -> u16 {
+fn hostile_server(rt: &tokio::runtime::Runtime, behaviour: Behaviour) -> u16 {
     rt.block_on(async {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -1000,10 +999,7 @@ fn silent(s: tokio::net::TcpStream) -> tokio::task::JoinHandle<()> {
 #[test]
 fn hostile_servers_give_bounded_best_effort_results() {
     let rt = rt();
-    let cases: [(
-        &str,
-        fn(tokio::net::TcpStream) -> tokio::task::JoinHandle<()>,
-    ); 4] = [
+    let cases: [(&str, Behaviour); 4] = [
         ("10 MB", ten_megabytes),
         ("junk", binary_junk),
         ("drip", drip),
