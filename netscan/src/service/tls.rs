@@ -360,6 +360,33 @@ mod tests {
         }
     }
 
+    /// What `openssl s_server` (OpenSSL 3.0, certificate testdata/selfsigned-ec.der) sent to a
+    /// client capped at TLS 1.2: ServerHello, Certificate, ServerKeyExchange, ServerHelloDone.
+    const OPENSSL_TLS12: &[u8] = include_bytes!("testdata/openssl-tls12-flight.bin");
+    /// The same server to a TLS 1.3 client: ServerHello, then encrypted records.
+    const OPENSSL_TLS13: &[u8] = include_bytes!("testdata/openssl-tls13-flight.bin");
+
+    #[test]
+    fn captured_openssl_flights() {
+        let f = parse_server_flight(OPENSSL_TLS12).expect("parse");
+        assert_eq!(f.version, Some(TLS12));
+        assert!(f.complete);
+        assert_eq!(
+            f.certificates,
+            vec![include_bytes!("testdata/selfsigned-ec.der").to_vec()]
+        );
+        let f = parse_server_flight(OPENSSL_TLS13).expect("parse");
+        assert_eq!(f.version, Some(TLS13));
+        assert!(f.complete);
+        assert!(
+            f.certificates.is_empty(),
+            "TLS 1.3 certificates are encrypted"
+        );
+        for cut in 0..OPENSSL_TLS12.len() {
+            let _ = parse_server_flight(&OPENSSL_TLS12[..cut]);
+        }
+    }
+
     #[test]
     fn protocol_version_alert() {
         let data = record(ALERT, &[2, 70]);
