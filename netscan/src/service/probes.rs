@@ -66,7 +66,9 @@ impl Probe {
         Duration::from_millis(match self {
             Probe::Banner => 250,
             Probe::Http => 1500,
-            Probe::Redis | Probe::Memcached => 500,
+            // Longer than Linux's 200 ms minimum TCP retransmission timeout, so one lost
+            // segment does not turn a live service into "no answer".
+            Probe::Redis | Probe::Memcached => 800,
             Probe::DnsTcp | Probe::Postgres | Probe::Rdp | Probe::Smb | Probe::Ldap => 800,
         })
     }

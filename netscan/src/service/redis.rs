@@ -39,6 +39,9 @@ pub fn identify(data: &[u8]) -> Option<Service> {
         || data.starts_with(b"-DENIED Redis")
         || data.starts_with(b"-WRONGPASS")
         || (data.starts_with(b"-ERR") && contains_ci(data, b"redis"))
+        // Redis's own wording when it receives another protocol's request (e.g. our HTTP GET).
+        || (data.starts_with(b"-ERR wrong number of arguments for '") && contains_ci(data, b"' command"))
+        || (data.starts_with(b"-ERR unknown command '") && contains_ci(data, b"with args beginning with"))
     {
         let mut s = with_product(s, "Redis", None);
         s.extra = if data.starts_with(b"-NOAUTH") {
@@ -104,6 +107,16 @@ mod tests {
             b"-DENIED Redis is running in protected mode because protected mode is enabled\r\n"
         )
         .is_some());
+    }
+
+    #[test]
+    fn answers_to_other_protocols() {
+        let s = identify(b"-ERR wrong number of arguments for 'get' command\r\n").expect("redis");
+        assert_eq!(s.product.as_deref(), Some("Redis"));
+        assert!(
+            identify(b"-ERR unknown command 'version', with args beginning with: \r\n").is_some()
+        );
+        assert!(identify(b"-ERR unknown command\r\n").is_none());
     }
 
     #[test]
