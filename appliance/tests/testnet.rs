@@ -12,6 +12,7 @@ use common::*;
 use picket_model::{HostStatus, PortState, Protocol};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::Duration;
 
 /// Ports that cover every TCP listener of the /24 (21...11211) and many closed ones.
@@ -679,6 +680,10 @@ fn hostile_services_end_in_bounded_time_and_memory_without_panic() {
         .ok()
         .and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok()))
         .unwrap_or_else(|| panic!("GNU time wrote no peak RSS to {}", rss_file.display()));
+    eprintln!(
+        "hostile services: {:?}, peak RSS {rss_kib} KiB",
+        run.elapsed
+    );
     assert!(
         rss_kib < 128 * 1024,
         "peak RSS {rss_kib} KiB: a 10 MB banner must not be buffered whole"
@@ -748,4 +753,92 @@ fn connect_scan_fallback_without_raw_socket_privilege() {
         .map(|h| (h.address.as_str(), h.status))
         .collect();
     assert_eq!(hosts_up.len(), 2, "hosts: {hosts_up:?}");
+}
+
+#[test]
+fn a_second_network_coexists_and_down_leaves_nothing_behind() {
+    let Some(net) = testnet() else { return };
+    let _x = exclusive();
+    let dir = tempfile::Builder::new()
+        .prefix("picket-testnet-second-")
+        .tempdir()
+        .unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let state = dir.path().join("net");
+    let prefix = format!("pkx{}", std::process::id());
+    let script = &net.script;
+    let run = |args: &[&str]| {
+        std::process::Command::new(script)
+            .args(args)
+            .env("PICKET_TESTNET_PREFIX", &prefix)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run testnet.sh: {e}"))
+    };
+    let state_arg = state.to_string_lossy().into_owned();
+    let up = run(&["up", state_arg.as_str()]);
+    assert!(
+        up.status.success(),
+        "second network: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let again = run(&["up", state_arg.as_str()]);
+    assert!(
+        !again.status.success(),
+        "up on an up state directory must refuse"
+    );
+    let second = read_truth(script, &state).unwrap_or_else(|e| panic!("{e}"));
+    let pids: Vec<u32> = std::fs::read_to_string(state.join("pids"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert!(pids.len() >= 10, "daemon PIDs recorded: {pids:?}");
+    let hosts = |t: &Truth| -> BTreeMap<String, Vec<u16>> {
+        t.hosts
+            .iter()
+            .map(|h| (h.address.clone(), h.tcp.clone()))
+            .collect()
+    };
+    assert_eq!(
+        hosts(&second),
+        hosts(&net.truth),
+        "both networks expose the same ground truth"
+    );
+
+    let down = run(&["down", state_arg.as_str()]);
+    assert!(
+        down.status.success(),
+        "down: {}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    let list = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let left: Vec<&str> = list
+        .lines()
+        .filter(|l| l.starts_with(&format!("{prefix}_")))
+        .collect();
+    assert!(left.is_empty(), "namespaces left behind: {left:?}");
+    assert!(
+        !Path::new(&format!("/etc/netns/{prefix}_scan")).exists(),
+        "/etc/netns/{prefix}_scan left behind"
+    );
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Dead, or a zombie waiting for PID 1: either way it holds no socket or namespace.
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|s| s.split_whitespace().next());
+        assert!(
+            matches!(state, None | Some("Z") | Some("X")),
+            "daemon {pid} still running after down: {stat}"
+        );
+    }
+    // The first network is untouched.
+    assert!(
+        listening(&net.ns_of("ssh"), "tcp", 22),
+        "the first network lost its sshd"
+    );
 }

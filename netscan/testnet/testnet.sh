@@ -533,7 +533,7 @@ table inet picket_loss {
     chain input {
         type filter hook prerouting priority -400;
         iif lo accept
-        numgen random mod 100 < $pct drop
+        numgen random mod 100 < $pct counter drop
     }
 }
 EOF
@@ -545,7 +545,7 @@ EOF
 table bridge picket_loss {
     chain forward {
         type filter hook forward priority 0;
-        oifname != "scanner" ether type arp numgen random mod 100 < $pct drop
+        oifname != "scanner" ether type arp numgen random mod 100 < $pct counter drop
     }
 }
 EOF
