@@ -522,8 +522,11 @@ cmd_loss() {
     need_root
     state_init "$1"
     local pct=$2 ns
-    [[ "$pct" =~ ^[0-9]+$ ]] && [ "$pct" -le 100 ] || die "PERCENT must be 0-100"
+    if ! [[ "$pct" =~ ^[0-9]+$ ]] || [ "$pct" -gt 100 ]; then
+        die "PERCENT must be 0-100"
+    fi
     [ -f "$STATE/up" ] || die "$STATE is not up"
+    # shellcheck disable=SC2013 # namespace names have no spaces (checked prefix + fixed names)
     for ns in $(cut -f2 "$STATE/hosts.tsv"); do
         ip netns exec "$ns" nft delete table inet picket_loss 2>/dev/null || true
         [ "$pct" -eq 0 ] && continue
