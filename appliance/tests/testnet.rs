@@ -842,3 +842,154 @@ fn a_second_network_coexists_and_down_leaves_nothing_behind() {
         "the first network lost its sshd"
     );
 }
+
+#[test]
+fn hostnames_files_and_excludes_select_exactly_the_right_hosts() {
+    let Some(net) = testnet() else { return };
+    let _x = exclusive();
+    let store = store();
+    let file = store.path().join("targets.txt");
+    std::fs::write(&file, "198.18.0.10-20\n")
+        .unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
+    let at_file = format!("@{}", file.display());
+    let (report, _) = net.scan_net(
+        store.path(),
+        &[
+            "web.picket.test",
+            at_file.as_str(),
+            "--exclude",
+            "198.18.0.12,198.18.0.13",
+            "--ports",
+            LAN_PORTS,
+            "--no-service",
+            "--no-rdns",
+        ],
+        Duration::from_secs(180),
+    );
+    let mut expected: Vec<&TruthHost> = ["ssh", "web", "ftp", "dns", "snmp", "mail", "quiet"]
+        .iter()
+        .filter_map(|h| net.truth.host(&net.truth.v4_of(h)))
+        .collect();
+    // The name has an A and an AAAA record (dnsmasq --host-record): both addresses are targets.
+    expected.extend(net.truth.host("2001:db8:18::11"));
+    assert_no_differences(
+        "web.picket.test + @file 198.18.0.10-20 - 198.18.0.12,13",
+        &port_differences(&report, &expected, &[]),
+    );
+    let web = net.truth.v4_of("web");
+    let names = report
+        .hosts
+        .iter()
+        .find(|h| h.address == web)
+        .map(|h| h.hostnames.clone())
+        .unwrap_or_default();
+    assert!(
+        names.iter().any(|n| n == "web.picket.test"),
+        "the name the user gave is kept: {names:?}"
+    );
+}
+
+/// Counts, on the target, the TCP SYNs the scanner sends, so the probe count picket reports and its
+/// rate limit are checked against what really went over the wire.
+#[test]
+fn probe_count_and_rate_limit_are_what_the_target_sees() {
+    let Some(net) = testnet() else { return };
+    let _x = exclusive();
+    let ssh_ns = net.ns_of("ssh");
+    let ssh = net.truth.v4_of("ssh");
+    let nft = |script: &str| {
+        let mut child = std::process::Command::new("ip")
+            .args(["netns", "exec", ssh_ns.as_str(), "nft", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("nft: {e}"));
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            stdin
+                .write_all(script.as_bytes())
+                .unwrap_or_else(|e| panic!("nft stdin: {e}"));
+        }
+        let ok = child.wait().map(|s| s.success()).unwrap_or(false);
+        assert!(ok, "nft failed: {script}");
+    };
+    let scanner = net.truth.scanner.ipv4.clone();
+    nft(&format!(
+        "table inet picket_count {{\n counter syns {{}}\n chain input {{\n  type filter hook input priority -450;\n  ip saddr {scanner} tcp flags & (syn | ack) == syn counter name syns\n }}\n}}\n"
+    ));
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    self.0.as_str(),
+                    "nft",
+                    "delete",
+                    "table",
+                    "inet",
+                    "picket_count",
+                ])
+                .status();
+        }
+    }
+    let _cleanup = Cleanup(ssh_ns.clone());
+
+    let store = store();
+    let (report, run) = net.scan_net(
+        store.path(),
+        &[
+            ssh.as_str(),
+            "--ports",
+            "1-3000",
+            "--rate",
+            "1000",
+            "--no-ping",
+            "--no-service",
+            "--no-rdns",
+        ],
+        Duration::from_secs(120),
+    );
+    let host = net.truth.host(&ssh).map(|h| vec![h]).unwrap_or_default();
+    assert_no_differences("rate-limited scan", &port_differences(&report, &host, &[]));
+    let counted: u64 = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ssh_ns.as_str(),
+            "nft",
+            "list",
+            "counter",
+            "inet",
+            "picket_count",
+            "syns",
+        ])
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            let after = text
+                .split("packets ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .to_string();
+            after.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("cannot read the SYN counter"));
+    assert_eq!(
+        counted, report.stats.probes_sent,
+        "SYNs seen by the target vs probes_sent reported (stats: {:?})",
+        report.stats
+    );
+    assert!(
+        counted >= 3000,
+        "every port was probed at least once: {counted} SYNs"
+    );
+    // 3,000 probes at 1,000 per second take at least ~3 s; allow a small burst at the start.
+    assert!(
+        run.elapsed >= Duration::from_millis(2700),
+        "--rate 1000 sent {counted} SYNs in {:?}",
+        run.elapsed
+    );
+}
