@@ -40,9 +40,9 @@ impl Default for BarProgress {
 
 impl Progress for BarProgress {
     fn phase(&self, name: &str, total: u64) {
-        self.bar.set_message(name.to_owned());
-        self.bar.set_length(total);
         self.bar.set_position(0);
+        self.bar.set_length(total);
+        self.bar.set_message(name.to_owned());
     }
 
     fn advance(&self, n: u64) {

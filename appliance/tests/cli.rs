@@ -482,3 +482,103 @@ fn a_damaged_store_exits_3_and_is_not_destroyed() {
     let list = picket(dir.path(), &["--format", "json", "scans", "list"]);
     assert_eq!(json(&list)["scans"].as_array().map(Vec::len), Some(20));
 }
+
+/// A self-signed TLS service on loopback (`openssl s_server`), killed when dropped.
+struct TlsServer {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tls_server() -> TlsServer {
+    let dir = tempdir();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=picket-test.invalid", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status();
+    assert!(
+        made.is_ok_and(|s| s.success()),
+        "openssl (Debian package openssl) is needed to make a test certificate"
+    );
+    let (l, port) = listener();
+    drop(l);
+    let child = Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("openssl s_server: {e}"));
+    let server = TlsServer {
+        child,
+        port,
+        _dir: dir,
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "s_server did not listen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    server
+}
+
+#[test]
+fn a_self_signed_certificate_is_a_finding_that_trips_fail_on() {
+    let dir = tempdir();
+    let server = tls_server();
+    let port = server.port.to_string();
+    let args = [
+        "--format",
+        "json",
+        "--fail-on",
+        "info",
+        "scan",
+        "net",
+        "127.0.0.1",
+        "--connect",
+        "--no-ping",
+        "--no-rdns",
+        "--ports",
+        &port,
+    ];
+    let run = picket(dir.path(), &args);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = json(&run);
+    let ids: Vec<&str> = report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![format!("net.tls.cert-self-signed:127.0.0.1:{port}/tcp")]
+    );
+    assert_eq!(report["findings"][0]["asset"]["port"], server.port);
+    let tls = &report["hosts"][0]["ports"][0]["tls"];
+    assert_eq!(tls["self_signed"], true, "{}", run.stdout);
+    // The threshold above the finding's severity passes.
+    let run = picket(dir.path(), &["--fail-on", "low", "scans", "show", "latest"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}

@@ -10,7 +10,7 @@ use picket_model::{NetReport, PortResult, Severity};
 use std::fmt::Write;
 
 /// Longest cell, in characters, before it is cut with `…`.
-const MAX_CELL: usize = 60;
+const MAX_CELL: usize = 80;
 
 /// Escapes control characters and cuts overlong text.
 pub fn clean(s: &str) -> String {
