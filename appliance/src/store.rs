@@ -1059,6 +1059,44 @@ mod tests {
     }
 
     #[test]
+    fn random_and_mutated_bytes_never_panic_the_decoder() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+        let report = NetReport {
+            picket_version: "0.1.0".into(),
+            scan: picket_model::ScanMeta {
+                id: "20261121T070000Z-deadbeef".into(),
+                kind: ScanKind::Net,
+                started_at: "2026-11-21T07:00:00Z".into(),
+                finished_at: "2026-11-21T07:00:01Z".into(),
+                targets: vec!["198.18.0.0/24".into()],
+            },
+            hosts: vec![],
+            findings: vec![],
+            stats: picket_model::ScanStats::default(),
+        };
+        let good = encode("test", &StoredScan::Net(report)).unwrap_or_default();
+        for _ in 0..20_000 {
+            let mut bytes = good.clone();
+            match rng.gen_range(0..3) {
+                0 => {
+                    let i = rng.gen_range(0..bytes.len());
+                    bytes[i] = rng.gen();
+                }
+                1 => bytes.truncate(rng.gen_range(0..bytes.len())),
+                _ => {
+                    let n = rng.gen_range(0..64);
+                    bytes = (0..n).map(|_| rng.gen()).collect();
+                }
+            }
+            // Any outcome but a panic is fine; errors must name the key.
+            if let Err(e) = decode::<StoredScan>(TREE_SCANS, "k", &bytes) {
+                assert!(e.to_string().contains("\"k\""), "{e}");
+            }
+        }
+    }
+
+    #[test]
     fn generation_names_are_strict() {
         assert_eq!(parse_generation("gen-1"), Some(1));
         assert_eq!(parse_generation("gen-42"), Some(42));
