@@ -20,6 +20,9 @@ use std::time::Duration;
 /// How long a scan that finished waits for another picket process to release the store before
 /// giving up (its report is still written to the output).
 const SAVE_LOCK_WAIT: Duration = Duration::from_secs(30);
+/// How long other commands wait for the store: long enough to ride out another process's save
+/// or listing, short enough that a store held by a daemon fails promptly.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
 
 /// Exit status of the contract.
 pub mod exit {
@@ -239,7 +242,7 @@ fn scan_net(cli: &Cli, args: &NetArgs) -> Result<u8, AppError> {
     let state_dir = state_dir(cli)?;
     // Fail before sending a packet if the store cannot take the result; released during the
     // scan so that `picket scans list` works meanwhile.
-    drop(Store::open(&state_dir)?);
+    drop(Store::open_waiting(&state_dir, LOCK_WAIT)?);
 
     let cfg = args.scan_config();
     let started = report::now_utc();
@@ -333,7 +336,7 @@ fn scans_list(cli: &Cli) -> Result<u8, AppError> {
             command: "scans list",
         });
     }
-    let store = Store::open(&state_dir(cli)?)?;
+    let store = Store::open_waiting(&state_dir(cli)?, LOCK_WAIT)?;
     let entries = store.list()?;
     drop(store);
     let bytes = match cli.format {
@@ -364,7 +367,7 @@ fn scans_list(cli: &Cli) -> Result<u8, AppError> {
 }
 
 fn scans_show(cli: &Cli, reference: &str) -> Result<u8, AppError> {
-    let store = Store::open(&state_dir(cli)?)?;
+    let store = Store::open_waiting(&state_dir(cli)?, LOCK_WAIT)?;
     let scan = load(&store, reference)?;
     drop(store);
     match scan {
@@ -382,7 +385,7 @@ fn scans_diff(cli: &Cli, old: &str, new: &str) -> Result<u8, AppError> {
             command: "scans diff",
         });
     }
-    let store = Store::open(&state_dir(cli)?)?;
+    let store = Store::open_waiting(&state_dir(cli)?, LOCK_WAIT)?;
     let (old, new) = (load(&store, old)?, load(&store, new)?);
     drop(store);
     let (StoredScan::Net(old), StoredScan::Net(new)) = (&old, &new);
