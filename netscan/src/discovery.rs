@@ -71,9 +71,11 @@ pub const ACK_PROBE_PORT: u16 = 80;
 /// Poll interval of receiver threads and of the round timer: the granularity of all waits.
 const TICK: Duration = Duration::from_millis(2);
 /// Receive timeout of sockets and datalink channels, so receiver threads notice the end.
-const RECV_TIMEOUT: Duration = Duration::from_millis(20);
+const RECV_TIMEOUT: Duration = Duration::from_millis(5);
 /// Shortest wait after the last round: lets answers delayed by a busy scheduler still count.
 const MIN_FINAL_WAIT: Duration = Duration::from_millis(60);
+/// Longest a receiver keeps draining queued answers after the sweep ends.
+const DRAIN_LIMIT: Duration = Duration::from_millis(200);
 /// Targets swept together; larger sets are swept block after block.
 const SWEEP_BLOCK: usize = 65_536;
 /// Largest datagram or frame we read.
@@ -692,7 +694,9 @@ impl Sweep<'_> {
         if let (Some(rtt), Ok(mut e)) = (rtt, self.rtt.lock()) {
             e.observe(rtt);
         }
-        self.remaining.fetch_sub(1, Ordering::Relaxed);
+        let _ = self
+            .remaining
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         self.progress.advance(1);
     }
 
@@ -871,21 +875,54 @@ enum Family {
     V6Tcp,
 }
 
+/// Decides when a receiver thread may exit. After the sweep ends, a receiver first drains what
+/// is already queued (bounded by [`DRAIN_LIMIT`]): on a busy machine a receiver may not have run
+/// for a while, and answers sitting in its socket buffer arrived in time and must count.
+#[derive(Debug)]
+struct ReceiverLife<'a> {
+    stop: &'a AtomicBool,
+    drain_until: Option<Instant>,
+}
+
+impl<'a> ReceiverLife<'a> {
+    fn new(stop: &'a AtomicBool) -> Self {
+        Self {
+            stop,
+            drain_until: None,
+        }
+    }
+
+    /// Whether to read again; `queue_empty` says the last read timed out.
+    fn keep_reading(&mut self, queue_empty: bool) -> bool {
+        if self.drain_until.is_none() && self.stop.load(Ordering::Relaxed) {
+            self.drain_until = Some(Instant::now() + DRAIN_LIMIT);
+        }
+        match self.drain_until {
+            None => true,
+            Some(until) => !queue_empty && Instant::now() < until,
+        }
+    }
+}
+
 fn link_receiver(sweep: &Sweep<'_>, rx: &mut dyn DataLinkReceiver, our_v4: &[Ipv4Addr]) {
-    while !sweep.stop.load(Ordering::Relaxed) {
+    let mut life = ReceiverLife::new(&sweep.stop);
+    let mut queue_empty = false;
+    while life.keep_reading(queue_empty) {
+        queue_empty = false;
         let frame = match rx.next() {
             Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e)
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::Interrupted
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
                 ) =>
             {
-                continue
+                queue_empty = true;
+                continue;
             }
             Err(_) => {
+                queue_empty = true;
                 std::thread::sleep(TICK);
                 continue;
             }
@@ -907,10 +944,17 @@ fn socket_receiver(sweep: &Sweep<'_>, sock: &Socket, fam: Family) {
     };
     let udp: UdpSocket = clone.into();
     let mut buf = vec![0u8; RECV_BUF];
-    while !sweep.stop.load(Ordering::Relaxed) {
+    let mut life = ReceiverLife::new(&sweep.stop);
+    let mut queue_empty = false;
+    while life.keep_reading(queue_empty) {
+        queue_empty = false;
         let (n, from) = match udp.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => {
+                queue_empty = true;
+                continue;
+            }
         };
         let Some(data) = buf.get(..n) else { continue };
         let reply = match fam {
@@ -961,10 +1005,23 @@ fn send_rounds(
                 (Path::Routed { src }, dst) => {
                     let raw = if dst.is_ipv4() { raw4 } else { raw6 };
                     let Some(raw) = raw else { continue };
-                    send_routed(sweep, raw, *src, *dst, &mut pacer);
+                    send_routed(sweep, raw, *src, *dst, &mut pacer, RoutedStage::Echo);
                     sent_any = true;
                 }
                 (Path::Unroutable, _) => {}
+            }
+        }
+        // Most hosts answer the echo batch while it is still being sent; only those still silent
+        // get the timestamp and TCP probes, which keeps a responsive routed sweep at one packet
+        // per host.
+        for (t, p) in targets.iter().zip(paths) {
+            if let Path::Routed { src } = p {
+                if sweep.is_found(t) {
+                    continue;
+                }
+                let raw = if t.is_ipv4() { raw4 } else { raw6 };
+                let Some(raw) = raw else { continue };
+                send_routed(sweep, raw, *src, *t, &mut pacer, RoutedStage::Others);
             }
         }
         if !sent_any {
@@ -997,15 +1054,33 @@ fn send_rounds(
     Ok(())
 }
 
-fn send_routed(sweep: &Sweep<'_>, raw: &RawPair, src: IpAddr, dst: IpAddr, pacer: &mut Pacer) {
+/// Which of a routed target's probes to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RoutedStage {
+    Echo,
+    /// ICMP timestamp (IPv4), TCP SYN to 443 and TCP ACK to 80.
+    Others,
+}
+
+fn send_routed(
+    sweep: &Sweep<'_>,
+    raw: &RawPair,
+    src: IpAddr,
+    dst: IpAddr,
+    pacer: &mut Pacer,
+    stage: RoutedStage,
+) {
     let keys = &sweep.keys;
     let to = SockAddr::from(SocketAddr::new(dst, 0));
     sweep.mark_sent(&dst);
     let v6 = dst.is_ipv6();
-    pacer.wait();
-    let _ = raw
-        .icmp
-        .send_to(&echo_request(v6, keys, dst, sweep.now_us()), &to);
+    if stage == RoutedStage::Echo {
+        pacer.wait();
+        let _ = raw
+            .icmp
+            .send_to(&echo_request(v6, keys, dst, sweep.now_us()), &to);
+        return;
+    }
     if !v6 {
         pacer.wait();
         let _ = raw
