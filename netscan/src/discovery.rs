@@ -74,6 +74,8 @@ const TICK: Duration = Duration::from_millis(2);
 const RECV_TIMEOUT: Duration = Duration::from_millis(5);
 /// Shortest wait after the last round: lets answers delayed by a busy scheduler still count.
 const MIN_FINAL_WAIT: Duration = Duration::from_millis(60);
+/// Longest a round waits beyond its timeout for starved receivers to read what is queued.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(1);
 /// Longest a receiver keeps draining queued answers after the sweep ends.
 const DRAIN_LIMIT: Duration = Duration::from_millis(200);
 /// Targets swept together; larger sets are swept block after block.
@@ -645,6 +647,10 @@ struct Sweep<'a> {
     remaining: AtomicU64,
     rtt: Mutex<RttEstimator>,
     stop: AtomicBool,
+    /// Per receiver thread: when (µs since `start`) it last found its queue empty. A round's wait
+    /// only ends once every receiver has caught up past it, so answers queued behind a starved
+    /// receiver are not mistaken for silence.
+    caught_up: Vec<AtomicU64>,
     progress: &'a dyn Progress,
 }
 
@@ -698,6 +704,14 @@ impl Sweep<'_> {
             .remaining
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         self.progress.advance(1);
+    }
+
+    /// Whether every receiver has emptied its queue since `t`.
+    fn receivers_caught_up(&self, t: Instant) -> bool {
+        let t_us = t.saturating_duration_since(self.start).as_micros() as u64;
+        self.caught_up
+            .iter()
+            .all(|c| c.load(Ordering::Relaxed) >= t_us)
     }
 
     fn is_found(&self, a: &IpAddr) -> bool {
@@ -817,6 +831,7 @@ fn privileged_sweep(
     };
 
     let probed = paths.iter().filter(|p| **p != Path::Unroutable).count();
+    let receivers = links.len() + 2 * usize::from(raw4.is_some()) + 2 * usize::from(raw6.is_some());
     let sweep = Sweep {
         start: Instant::now(),
         keys,
@@ -826,6 +841,7 @@ fn privileged_sweep(
         remaining: AtomicU64::new(probed as u64),
         rtt: Mutex::new(RttEstimator::new()),
         stop: AtomicBool::new(false),
+        caught_up: (0..receivers).map(|_| AtomicU64::new(0)).collect(),
         progress,
     };
     // Unroutable targets are settled at once.
@@ -839,16 +855,21 @@ fn privileged_sweep(
     }
     let sweep_ref = &sweep;
     std::thread::scope(|scope| -> Result<()> {
+        let mut slot = 0..;
+        let mut next = || slot.next().unwrap_or(0);
         for (mut rx, our_v4) in rxs {
-            scope.spawn(move || link_receiver(sweep_ref, rx.as_mut(), &our_v4));
+            let id = next();
+            scope.spawn(move || link_receiver(sweep_ref, id, rx.as_mut(), &our_v4));
         }
         if let Some(r) = &raw4 {
-            scope.spawn(move || socket_receiver(sweep_ref, &r.icmp, Family::V4Icmp));
-            scope.spawn(move || socket_receiver(sweep_ref, &r.tcp, Family::V4Tcp));
+            let (a, b) = (next(), next());
+            scope.spawn(move || socket_receiver(sweep_ref, a, &r.icmp, Family::V4Icmp));
+            scope.spawn(move || socket_receiver(sweep_ref, b, &r.tcp, Family::V4Tcp));
         }
         if let Some(r) = &raw6 {
-            scope.spawn(move || socket_receiver(sweep_ref, &r.icmp, Family::V6Icmp));
-            scope.spawn(move || socket_receiver(sweep_ref, &r.tcp, Family::V6Tcp));
+            let (a, b) = (next(), next());
+            scope.spawn(move || socket_receiver(sweep_ref, a, &r.icmp, Family::V6Icmp));
+            scope.spawn(move || socket_receiver(sweep_ref, b, &r.tcp, Family::V6Tcp));
         }
         let result = send_rounds(
             sweep_ref,
@@ -878,23 +899,29 @@ enum Family {
 /// Decides when a receiver thread may exit. After the sweep ends, a receiver first drains what
 /// is already queued (bounded by [`DRAIN_LIMIT`]): on a busy machine a receiver may not have run
 /// for a while, and answers sitting in its socket buffer arrived in time and must count.
-#[derive(Debug)]
-struct ReceiverLife<'a> {
-    stop: &'a AtomicBool,
+struct ReceiverLife<'a, 'p> {
+    sweep: &'a Sweep<'p>,
+    id: usize,
     drain_until: Option<Instant>,
 }
 
-impl<'a> ReceiverLife<'a> {
-    fn new(stop: &'a AtomicBool) -> Self {
+impl<'a, 'p> ReceiverLife<'a, 'p> {
+    fn new(sweep: &'a Sweep<'p>, id: usize) -> Self {
         Self {
-            stop,
+            sweep,
+            id,
             drain_until: None,
         }
     }
 
     /// Whether to read again; `queue_empty` says the last read timed out.
     fn keep_reading(&mut self, queue_empty: bool) -> bool {
-        if self.drain_until.is_none() && self.stop.load(Ordering::Relaxed) {
+        if queue_empty {
+            if let Some(slot) = self.sweep.caught_up.get(self.id) {
+                slot.store(self.sweep.now_us(), Ordering::Relaxed);
+            }
+        }
+        if self.drain_until.is_none() && self.sweep.stop.load(Ordering::Relaxed) {
             self.drain_until = Some(Instant::now() + DRAIN_LIMIT);
         }
         match self.drain_until {
@@ -904,8 +931,8 @@ impl<'a> ReceiverLife<'a> {
     }
 }
 
-fn link_receiver(sweep: &Sweep<'_>, rx: &mut dyn DataLinkReceiver, our_v4: &[Ipv4Addr]) {
-    let mut life = ReceiverLife::new(&sweep.stop);
+fn link_receiver(sweep: &Sweep<'_>, id: usize, rx: &mut dyn DataLinkReceiver, our_v4: &[Ipv4Addr]) {
+    let mut life = ReceiverLife::new(sweep, id);
     let mut queue_empty = false;
     while life.keep_reading(queue_empty) {
         queue_empty = false;
@@ -937,14 +964,14 @@ fn link_receiver(sweep: &Sweep<'_>, rx: &mut dyn DataLinkReceiver, our_v4: &[Ipv
     }
 }
 
-fn socket_receiver(sweep: &Sweep<'_>, sock: &Socket, fam: Family) {
+fn socket_receiver(sweep: &Sweep<'_>, id: usize, sock: &Socket, fam: Family) {
     // std's UdpSocket::recv_from is a safe recvfrom(2), which is all a raw socket needs.
     let Ok(clone) = sock.try_clone() else {
         return;
     };
     let udp: UdpSocket = clone.into();
     let mut buf = vec![0u8; RECV_BUF];
-    let mut life = ReceiverLife::new(&sweep.stop);
+    let mut life = ReceiverLife::new(sweep, id);
     let mut queue_empty = false;
     while life.keep_reading(queue_empty) {
         queue_empty = false;
@@ -1045,7 +1072,10 @@ fn send_rounds(
             } else {
                 rto
             };
-            if round_end.elapsed() >= wait {
+            let elapsed = round_end.elapsed();
+            if elapsed >= wait + CATCH_UP_LIMIT
+                || (elapsed >= wait && sweep.receivers_caught_up(round_end + wait))
+            {
                 break;
             }
             std::thread::sleep(TICK);
