@@ -551,6 +551,48 @@ fn discovery_in_namespaces() {
         );
     }
 
+    // --- Unprivileged ICMP: with ping sockets allowed, a host that drops all TCP is found by echo.
+    let far10 = net.ns("far10");
+    net.exec(&far10, &["nft", "add table inet pkd_notcp"]);
+    net.exec(
+        &far10,
+        &[
+            "nft",
+            "add chain inet pkd_notcp input { type filter hook input priority 0 ; }",
+        ],
+    );
+    net.exec(
+        &far10,
+        &["nft", "add rule inet pkd_notcp input meta l4proto tcp drop"],
+    );
+    net.exec(
+        &net.ns("scan"),
+        &["sysctl", "-qw", "net.ipv4.ping_group_range=0 0"],
+    );
+    let e = probe(
+        &net,
+        &[
+            "--unprivileged",
+            "--retries",
+            "1",
+            "198.18.201.10",
+            "2001:db8:c9::10",
+        ],
+    );
+    for a in ["198.18.201.10", "2001:db8:c9::10"] {
+        let h = e
+            .hosts
+            .get(a)
+            .unwrap_or_else(|| panic!("{a} missed: {:?}", e.json));
+        assert_eq!(h["reason"], "echo-reply", "{a}: {h}");
+        assert!(h["rtt_us"].as_u64().is_some(), "{h}");
+    }
+    net.exec(&far10, &["nft", "delete table inet pkd_notcp"]);
+    net.exec(
+        &net.ns("scan"),
+        &["sysctl", "-qw", "net.ipv4.ping_group_range=1 0"],
+    );
+
     // --- Hostnames and reverse DNS through the namespace's resolver.
     let d = probe(
         &net,
