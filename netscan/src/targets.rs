@@ -26,6 +26,8 @@ pub const MAX_TARGETS: u64 = 16_777_216;
 pub const MAX_TARGET_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// How long one hostname may take to resolve, over all its servers and attempts.
 pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long resolving all hostname targets together may take.
+pub const RESOLVE_TOTAL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Hostnames resolved at once.
 const RESOLVE_CONCURRENCY: usize = 32;
 /// Longest single target we accept (a hostname is at most 253 bytes; CIDRs and ranges are shorter).
@@ -528,6 +530,7 @@ async fn resolve_names(
     if names.is_empty() {
         return Ok(out);
     }
+    let all_names: Vec<String> = names.iter().map(|(n, _)| n.clone()).collect();
     let sem = Arc::new(tokio::sync::Semaphore::new(RESOLVE_CONCURRENCY));
     let mut set = tokio::task::JoinSet::new();
     for (name, origin) in names {
@@ -556,7 +559,26 @@ async fn resolve_names(
             (name, origin, result)
         });
     }
-    while let Some(joined) = set.join_next().await {
+    let deadline = tokio::time::Instant::now() + RESOLVE_TOTAL_TIMEOUT;
+    loop {
+        let joined = match tokio::time::timeout_at(deadline, set.join_next()).await {
+            Ok(Some(j)) => j,
+            Ok(None) => break,
+            Err(_) => {
+                set.abort_all();
+                let mut pending: Vec<&String> =
+                    all_names.iter().filter(|n| !out.contains_key(*n)).collect();
+                pending.sort();
+                return Err(NetscanError::Resolve {
+                    host: pending.first().map(|s| s.to_string()).unwrap_or_default(),
+                    reason: format!(
+                        "{} hostnames still unresolved after {} s",
+                        pending.len(),
+                        RESOLVE_TOTAL_TIMEOUT.as_secs()
+                    ),
+                });
+            }
+        };
         let (name, origin, result) = joined.map_err(|e| NetscanError::Resolve {
             host: String::from("?"),
             reason: format!("resolver task failed: {e}"),
