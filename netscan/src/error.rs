@@ -33,7 +33,10 @@ pub enum NetscanError {
 
     /// A raw or packet socket could not be opened or configured.
     #[error("cannot open {kind} socket: {source}")]
-    RawSocket { kind: &'static str, source: io::Error },
+    RawSocket {
+        kind: &'static str,
+        source: io::Error,
+    },
 
     /// Network I/O failed; `op` says what was being done and `peer` with whom.
     #[error("{op} failed for {peer}: {source}")]

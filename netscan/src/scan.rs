@@ -206,8 +206,12 @@ pub async fn run(cfg: &NetScanConfig, progress: Arc<dyn Progress>) -> Result<Sca
     if !tcp_ports.is_empty() && !hosts.is_empty() {
         progress.phase("tcp ports", hosts.len() as u64 * tcp_ports.len() as u64);
         let results = if privileged {
-            let (hosts, tcp_ports, pcfg, progress) =
-                (hosts.clone(), tcp_ports.clone(), pcfg.clone(), progress.clone());
+            let (hosts, tcp_ports, pcfg, progress) = (
+                hosts.clone(),
+                tcp_ports.clone(),
+                pcfg.clone(),
+                progress.clone(),
+            );
             tokio::task::spawn_blocking(move || {
                 syn::syn_scan(&hosts, &tcp_ports, &pcfg, progress.as_ref())
             })
@@ -250,9 +254,13 @@ pub async fn run(cfg: &NetScanConfig, progress: Arc<dyn Progress>) -> Result<Sca
         }
         progress.phase("services", jobs.len() as u64);
         let names = target_set.hostnames.clone();
-        let detected =
-            service::detect_many(jobs, &names, cfg.service_concurrency.max(1), progress.clone())
-                .await;
+        let detected = service::detect_many(
+            jobs,
+            &names,
+            cfg.service_concurrency.max(1),
+            progress.clone(),
+        )
+        .await;
         for (sa, found) in detected {
             services.insert((sa.ip(), sa.port()), found);
         }
