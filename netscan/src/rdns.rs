@@ -33,48 +33,42 @@ pub(crate) async fn reverse_names_with(
     per_lookup: Duration,
     total: Duration,
 ) -> HashMap<IpAddr, Vec<String>> {
-    let mut out = HashMap::new();
-    let sem = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
-    let mut set = tokio::task::JoinSet::new();
     let mut unique = addrs.to_vec();
     unique.sort_unstable();
     unique.dedup();
-    for addr in unique {
-        let resolver = resolver.clone();
-        let sem = sem.clone();
+    // A fixed set of workers pulls addresses from a shared queue, so memory stays proportional to
+    // CONCURRENCY however many hosts are up.
+    let queue = Arc::new(std::sync::Mutex::new(unique.into_iter()));
+    let results = Arc::new(std::sync::Mutex::new(HashMap::new()));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..CONCURRENCY {
+        let (resolver, queue, results) = (resolver.clone(), queue.clone(), results.clone());
         set.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            let names = match tokio::time::timeout(per_lookup, resolver.reverse_lookup(addr)).await
-            {
-                Ok(Ok(lookup)) => {
-                    let mut names: Vec<String> = lookup
-                        .iter()
-                        .map(|ptr| ptr.0.to_utf8().trim_end_matches('.').to_string())
-                        .filter(|n| !n.is_empty())
-                        .take(MAX_NAMES)
-                        .collect();
-                    names.sort();
-                    names.dedup();
-                    names
+            loop {
+                let next = queue.lock().ok().and_then(|mut q| q.next());
+                let Some(addr) = next else { break };
+                let lookup = tokio::time::timeout(per_lookup, resolver.reverse_lookup(addr)).await;
+                let Ok(Ok(lookup)) = lookup else { continue };
+                let mut names: Vec<String> = lookup
+                    .iter()
+                    .map(|ptr| ptr.0.to_utf8().trim_end_matches('.').to_string())
+                    .filter(|n| !n.is_empty())
+                    .take(MAX_NAMES)
+                    .collect();
+                names.sort();
+                names.dedup();
+                if !names.is_empty() {
+                    if let Ok(mut r) = results.lock() {
+                        r.insert(addr, names);
+                    }
                 }
-                _ => Vec::new(),
-            };
-            (addr, names)
+            }
         });
     }
     let deadline = tokio::time::Instant::now() + total;
-    loop {
-        match tokio::time::timeout_at(deadline, set.join_next()).await {
-            Ok(Some(Ok((addr, names)))) => {
-                if !names.is_empty() {
-                    out.insert(addr, names);
-                }
-            }
-            Ok(Some(Err(_))) => {}
-            Ok(None) | Err(_) => break,
-        }
-    }
+    while let Ok(Some(_)) = tokio::time::timeout_at(deadline, set.join_next()).await {}
     set.abort_all();
+    let out = results.lock().map(|r| r.clone()).unwrap_or_default();
     out
 }
 
