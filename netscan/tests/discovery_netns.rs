@@ -380,6 +380,34 @@ fn set_loss(net: &Net, pct: u8) {
     }
 }
 
+/// Packets counted by the named counter of table `bridge pkd_count` in the switch.
+fn nft_counter(net: &Net, name: &str) -> u64 {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &net.ns("sw"),
+            "nft",
+            "list",
+            "counter",
+            "bridge",
+            "pkd_count",
+            name,
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("nft: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut words = text.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "packets" {
+            if let Some(n) = words.next().and_then(|n| n.parse().ok()) {
+                return n;
+            }
+        }
+    }
+    panic!("no packet count in {text}");
+}
+
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -639,6 +667,48 @@ fn discovery_in_namespaces() {
         .unwrap_or_else(|e| panic!("netscan-probe: {e}"));
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("nonexistent.picket.test"));
+
+    // --- Politeness: exact retransmission counts (from switch counters) and the rate cap.
+    let sw = net.ns("sw");
+    for cmd in [
+        "add table bridge pkd_count",
+        "add counter bridge pkd_count ask99",
+        "add counter bridge pkd_count ask10",
+        "add chain bridge pkd_count pre { type filter hook prerouting priority 0 ; }",
+        "add rule bridge pkd_count pre iifname \"p-scan\" arp operation request arp daddr ip 198.18.200.99 counter name \"ask99\"",
+        "add rule bridge pkd_count pre iifname \"p-scan\" arp operation request arp daddr ip 198.18.200.10 counter name \"ask10\"",
+    ] {
+        net.exec(&sw, &["nft", cmd]);
+    }
+    let rate_started = Instant::now();
+    let c = probe(
+        &net,
+        &["--retries", "2", "--rate", "1000", "198.18.200.0/24"],
+    );
+    let rate_wall = rate_started.elapsed();
+    assert_eq!(
+        c.hosts.len(),
+        want_on_link.len() + 1,
+        "{:?}",
+        c.hosts.keys()
+    );
+    assert_eq!(
+        nft_counter(&net, "ask99"),
+        3,
+        "a silent address is asked retries + 1 times"
+    );
+    assert_eq!(
+        nft_counter(&net, "ask10"),
+        1,
+        "an answering host is asked once"
+    );
+    // 254 first-round requests plus 2 x 248 retransmissions, at most 1,000 per second.
+    assert!(
+        rate_wall >= Duration::from_millis(750),
+        "--rate 1000 took only {rate_wall:?}"
+    );
+    eprintln!("--rate 1000 --retries 2 on the /24: {rate_wall:?}");
+    net.exec(&sw, &["nft", "delete table bridge pkd_count"]);
 
     // --- The /24 against nmap -sn, without and with 1% loss. Every up host must be found.
     let want_24 = want_on_link.len() + 1; // the targets, the router and ourselves
