@@ -1722,6 +1722,50 @@ mod tests {
     }
 
     #[test]
+    fn rounds_wait_for_receivers_and_receivers_drain_before_exiting() {
+        let np = NoProgress;
+        let sweep = Sweep {
+            start: Instant::now(),
+            keys: keys(),
+            index: HashMap::new(),
+            last_sent: Vec::new(),
+            found: Mutex::new(HashMap::new()),
+            remaining: AtomicU64::new(1),
+            rtt: Mutex::new(RttEstimator::new()),
+            stop: AtomicBool::new(false),
+            caught_up: vec![AtomicU64::new(0), AtomicU64::new(0)],
+            progress: &np,
+        };
+        std::thread::sleep(Duration::from_millis(2));
+        let t = Instant::now();
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(!sweep.receivers_caught_up(t));
+        let mut a = ReceiverLife::new(&sweep, 0);
+        let mut b = ReceiverLife::new(&sweep, 1);
+        assert!(a.keep_reading(true));
+        assert!(
+            !sweep.receivers_caught_up(t),
+            "receiver 1 has not emptied its queue yet"
+        );
+        assert!(b.keep_reading(false));
+        assert!(
+            !sweep.receivers_caught_up(t),
+            "reading a packet is not catching up"
+        );
+        assert!(b.keep_reading(true));
+        assert!(sweep.receivers_caught_up(t));
+        sweep.stop.store(true, Ordering::Relaxed);
+        assert!(
+            a.keep_reading(false),
+            "after the end, queued answers are still read"
+        );
+        assert!(
+            !a.keep_reading(true),
+            "and the receiver exits once its queue is empty"
+        );
+    }
+
+    #[test]
     fn pacer_holds_the_rate() {
         let mut p = Pacer::new(1000);
         let started = Instant::now();
