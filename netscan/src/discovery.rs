@@ -1151,16 +1151,20 @@ async fn unprivileged_sweep(
 ) -> Result<HashMap<IpAddr, UpHost>> {
     let found: Arc<Mutex<HashMap<IpAddr, UpHost>>> = Arc::new(Mutex::new(HashMap::new()));
     let stop = Arc::new(AtomicBool::new(false));
+    // The echo sweep and the connects run side by side; each gets half of the global budget.
+    let rate = (cfg.max_rate.unwrap_or(DEFAULT_RATE) / 2).max(1);
 
     // ICMP datagram sockets, where the kernel permits them, in a thread of their own.
     let icmp_task = {
-        let (t, c, f, s) = (targets.to_vec(), cfg.clone(), found.clone(), stop.clone());
-        tokio::task::spawn_blocking(move || icmp_dgram_sweep(&t, &c, &f, &s))
+        let (t, f, s) = (targets.to_vec(), found.clone(), stop.clone());
+        let retries = cfg.retries;
+        tokio::task::spawn_blocking(move || icmp_dgram_sweep(&t, retries, rate, &f, &s))
     };
 
-    let rate = cfg.max_rate.unwrap_or(DEFAULT_RATE);
     let pacer = Arc::new(tokio::sync::Mutex::new(Pacer::new(rate)));
     let sem = Arc::new(tokio::sync::Semaphore::new(CONNECT_CONCURRENCY));
+    // One retry at most: a connect round costs a full CONNECT_TIMEOUT for every silent host, and
+    // the kernel already retransmits a lost SYN within it.
     let rounds = 1 + u32::from(cfg.retries.min(1));
     for _ in 0..rounds {
         let mut set = tokio::task::JoinSet::new();
@@ -1237,7 +1241,8 @@ async fn unprivileged_sweep(
 /// are recognised by sequence number and payload authenticator.
 fn icmp_dgram_sweep(
     targets: &[IpAddr],
-    cfg: &DiscoveryConfig,
+    retries: u8,
+    rate: u32,
     found: &Mutex<HashMap<IpAddr, UpHost>>,
     stop: &AtomicBool,
 ) {
@@ -1263,9 +1268,9 @@ fn icmp_dgram_sweep(
     let start = Instant::now();
     let mut keys = ProbeKeys::random();
     let mut rtt = RttEstimator::new();
-    let mut pacer = Pacer::new(cfg.max_rate.unwrap_or(DEFAULT_RATE));
+    let mut pacer = Pacer::new(rate);
     let mut buf = vec![0u8; RECV_BUF];
-    let rounds = u32::from(cfg.retries) + 1;
+    let rounds = u32::from(retries) + 1;
     for round in 0..rounds {
         for &t in targets {
             if stop.load(Ordering::Relaxed) {
