@@ -255,7 +255,7 @@ pub enum HostStatus {
 /// Operating-system family guessed from a host's TCP/IP stack.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OsGuess {
-    /// `linux`, `windows`, `bsd`, `macos`, `network-device`, `unknown`.
+    /// `linux`, `windows`, `bsd` (FreeBSD, macOS), `network-device`, `unknown`.
     pub family: String,
     /// 0-100.
     pub confidence: u8,

@@ -6,8 +6,9 @@
 //! - initial TTL: Linux, BSD and macOS start at 64, Windows at 128, many network devices at 255;
 //!   the observed TTL is rounded up to the nearest of these (hops only decrease it);
 //! - option layout: Linux answers `MSTNW` (MSS, SACK-permitted, timestamps, NOP, window scale),
-//!   Windows omits timestamps by default (`MNWNNS`-like, no `T`), FreeBSD/macOS put MSS first,
-//!   then NOP/window scale, then SACK and timestamps, and end with EOL.
+//!   Windows omits timestamps by default (`MNWNNS`-like, no `T`), and the BSD family (FreeBSD,
+//!   macOS, which share a stack lineage) put MSS, NOP and window scale first, then timestamps and
+//!   SACK. One SYN-ACK cannot tell FreeBSD from macOS, so they share the family `bsd`.
 
 use picket_model::OsGuess;
 
@@ -54,8 +55,7 @@ pub fn guess(fp: &StackFingerprint) -> OsGuess {
     let (family, confidence) = match (initial_ttl(fp.ttl), opts) {
         (Some(64), "MSTNW") => ("linux", 85),
         (None, "MSTNW") => ("linux", 70),
-        (Some(64), o) if o.starts_with("MNWST") || o.starts_with("MNWNNT") => ("bsd", 70),
-        (Some(64), o) if o.contains('T') && o.ends_with('E') => ("macos", 60),
+        (Some(64), o) if o.starts_with("MNW") && o.contains('T') => ("bsd", 70),
         (Some(128), o) if !o.contains('T') => ("windows", 80),
         (Some(128), _) => ("windows", 65),
         (Some(255), _) => ("network-device", 50),
@@ -90,7 +90,7 @@ mod tests {
         assert_eq!(guess(&fp(63, "MSTNW")).family, "linux");
         assert_eq!(guess(&fp(128, "MNWNNS")).family, "windows");
         assert_eq!(guess(&fp(255, "M")).family, "network-device");
-        assert_eq!(guess(&fp(64, "MNWSTE")).family, "macos");
+        assert_eq!(guess(&fp(64, "MNWNNTSE")).family, "bsd");
         let unknown = guess(&fp(0, ""));
         assert_eq!(
             (unknown.family.as_str(), unknown.confidence),
