@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Picket's main job on its embedded default: build the release binary, bring up the repository's own
+# test network (real daemons in network namespaces, 198.18.0.0/24, no route anywhere else), scan it
+# from the scanner namespace, list the stored scan history, and tear everything down.
+#
+#   sudo scripts/demo.sh            # installs the test network's Debian packages on first use
+#   sudo scripts/demo.sh --json     # the JSON report instead of the table
+#
+# Needs root: namespaces and raw sockets. Packets never leave the namespaces this script creates.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+format=table
+[ "${1:-}" = "--json" ] && format=json
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "demo: must run as root (network namespaces, raw sockets)" >&2
+    exit 2
+fi
+command -v nginx >/dev/null && command -v sshd >/dev/null || scripts/install-deps.sh
+cargo build --release -p picket-appliance >&2
+
+STATE=$(mktemp -d /tmp/picket-demo.XXXXXX)
+# The test network's daemons drop privileges and must traverse this directory.
+chmod 755 "$STATE"
+export PICKET_TESTNET_PREFIX="pkdemo$$"
+trap 'netscan/testnet/testnet.sh down "$STATE/net" >/dev/null 2>&1 || true; rm -rf "$STATE"' EXIT
+netscan/testnet/testnet.sh up "$STATE/net" >&2
+
+picket() {
+    netscan/testnet/testnet.sh exec "$STATE/net" "$ROOT/target/release/picket" --state-dir "$STATE/store" "$@"
+}
+
+echo "== picket scan net 198.18.0.0/24 --udp-ports 53,161 (run inside the test network's scanner namespace)" >&2
+picket scan net 198.18.0.0/24 --udp-ports 53,161 --format "$format"
+echo "== picket scans list (the history kept in the store)" >&2
+picket scans list --format table
