@@ -517,6 +517,17 @@ mod tests {
         assert_eq!(fast.burst, 1200.0);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_answers_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048), port: u16) {
+            let s = identify_udp_answer(port, &data);
+            proptest::prop_assert!(!s.name.is_empty());
+            for p in [53u16, 123, 137, 161, 1900, 5353, 11211] {
+                let _ = identify_udp_answer(p, &data);
+            }
+        }
+    }
+
     #[test]
     fn budget_is_bounded() {
         assert!(host_budget(0) >= Duration::from_secs(10));
