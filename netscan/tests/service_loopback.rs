@@ -996,6 +996,17 @@ fn silent(s: tokio::net::TcpStream) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Counts progress units.
+#[derive(Default)]
+struct CountingProgress(std::sync::atomic::AtomicU64);
+
+impl picket_netscan::Progress for CountingProgress {
+    fn phase(&self, _name: &str, _total: u64) {}
+    fn advance(&self, n: u64) {
+        self.0.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 #[test]
 fn hostile_servers_give_bounded_best_effort_results() {
     let rt = rt();
@@ -1014,12 +1025,18 @@ fn hostile_servers_give_bounded_best_effort_results() {
         .iter()
         .map(|(_, p)| (sa(*p), loopback_rtt()))
         .collect();
+    let progress = Arc::new(CountingProgress::default());
     let results = rt.block_on(service::detect_many(
         jobs,
         &HashMap::new(),
         8,
-        Arc::new(NoProgress),
+        progress.clone(),
     ));
+    assert_eq!(
+        progress.0.load(std::sync::atomic::Ordering::Relaxed),
+        ports.len() as u64,
+        "one progress unit per port"
+    );
     let elapsed = started.elapsed();
     eprintln!("hostile servers: {elapsed:?}: {results:#?}");
     // Bounded by the per-port budget (12 s) plus slack, never a hang.
