@@ -156,17 +156,45 @@ async fn detect_port(ctx: &Ctx) -> Option<(Service, Option<TlsInfo>)> {
     if first.refused && first.seen.is_none() {
         return None;
     }
-    if !tls_done && (first.tls_signal || first.seen.is_none()) {
-        if let Some(found) = tls_flow(ctx, &plan).await {
-            return Some(found);
-        }
-    }
     let rest: Vec<Probe> = PARALLEL_FALLBACK
         .iter()
         .copied()
         .filter(|p| !seq.contains(p))
         .collect();
-    let second = run_parallel(ctx, Transport::Plain, &rest).await;
+    let second = if !tls_done && first.tls_signal {
+        if let Some(found) = tls_flow(ctx, &plan).await {
+            return Some(found);
+        }
+        run_parallel(ctx, Transport::Plain, &rest).await
+    } else if !tls_done && first.seen.is_none() {
+        // Silent in the clear: either TLS, or a binary protocol waiting for its own request.
+        // Both are tried at once, and whichever identifies the service first ends the other
+        // (a clear-text identification means the port is not TLS, and vice versa).
+        let tls = tls_flow(ctx, &plan);
+        let clear = run_parallel(ctx, Transport::Plain, &rest);
+        tokio::pin!(tls, clear);
+        let (mut tls_over, mut clear_result) = (false, None);
+        // Each branch completes once, so this loop runs at most twice.
+        while !(tls_over && clear_result.is_some()) {
+            tokio::select! {
+                found = &mut tls, if !tls_over => {
+                    if found.is_some() {
+                        return found;
+                    }
+                    tls_over = true;
+                }
+                outcome = &mut clear, if clear_result.is_none() => {
+                    if let Some((s, raw)) = outcome.found {
+                        return Some((with_banner(s, &raw), None));
+                    }
+                    clear_result = Some(outcome);
+                }
+            }
+        }
+        clear_result.unwrap_or_default()
+    } else {
+        run_parallel(ctx, Transport::Plain, &rest).await
+    };
     if let Some((s, raw)) = second.found {
         return Some((with_banner(s, &raw), None));
     }
@@ -321,12 +349,40 @@ async fn run_sequential(
             break;
         }
         if let Some(s) = probes::identify(probe, port, &data) {
-            out.found = Some((s, data));
+            out.found = Some(refine(ctx, transport, probe, s, data).await);
             return out;
         }
         out.saw(data);
     }
     out
+}
+
+/// When a service was recognised from its answer to another protocol's probe, asks it once
+/// with its own probe, which may reveal the version; keeps the first result otherwise.
+async fn refine(
+    ctx: &Ctx,
+    transport: Transport,
+    asked: Probe,
+    found: Service,
+    data: Vec<u8>,
+) -> (Service, Vec<u8>) {
+    let Some(own) = probes::better_probe(&found, asked) else {
+        return (found, data);
+    };
+    if ctx.expired() {
+        return (found, data);
+    }
+    let Ok(mut c) = open(ctx, transport).await else {
+        return (found, data);
+    };
+    if !send(ctx, &mut c, &own.payload(&ctx.host)).await {
+        return (found, data);
+    }
+    let answer = read_answer(&mut c, ctx.wait(own.think()), ctx, |d| own.complete(d)).await;
+    match probes::identify(own, ctx.addr.port(), &answer) {
+        Some(better) if better.name == found.name => (better, answer),
+        _ => (found, data),
+    }
 }
 
 /// Sends each probe on its own connection, all at once; the first identification in `probes`
@@ -360,7 +416,8 @@ async fn run_parallel(ctx: &Ctx, transport: Transport, probes: &[Probe]) -> Outc
         }
         if let Some(s) = probes::identify(probe, port, &data) {
             // Dropping the set aborts the probes still running.
-            out.found = Some((s, data));
+            drop(set);
+            out.found = Some(refine(ctx, transport, probe, s, data).await);
             return out;
         }
         answers.push((probe, data));

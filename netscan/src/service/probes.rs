@@ -198,6 +198,18 @@ pub fn identify(probe: Probe, port: u16, data: &[u8]) -> Option<Service> {
         .or_else(|| redis::identify(data))
 }
 
+/// The probe that would tell more about a service recognised from its answer to another
+/// probe: Redis answers an HTTP GET with an error that names no version, `INFO` gives it.
+pub fn better_probe(found: &Service, asked: Probe) -> Option<Probe> {
+    let own = match found.name.as_str() {
+        "redis" => Probe::Redis,
+        "memcached" => Probe::Memcached,
+        "http" => Probe::Http,
+        _ => return None,
+    };
+    (own != asked && found.version.is_none()).then_some(own)
+}
+
 /// Matchers of server-first greetings.
 fn greeting(port: u16, data: &[u8]) -> Option<Service> {
     ssh::identify(data)
@@ -266,6 +278,22 @@ mod tests {
             Some("smtp".into())
         );
         assert_eq!(identify(Probe::Banner, 9999, b"220 hi\r\n"), None);
+    }
+
+    #[test]
+    fn weak_matches_ask_for_the_own_probe() {
+        let s = identify(
+            Probe::Http,
+            7000,
+            b"-ERR wrong number of arguments for 'get' command\r\n",
+        )
+        .expect("redis");
+        assert_eq!(better_probe(&s, Probe::Http), Some(Probe::Redis));
+        let s =
+            identify(Probe::Redis, 6379, b"-NOAUTH Authentication required.\r\n").expect("redis");
+        assert_eq!(better_probe(&s, Probe::Redis), None);
+        let s = identify(Probe::Banner, 22, b"SSH-2.0-OpenSSH_9.2p1\r\n").expect("ssh");
+        assert_eq!(better_probe(&s, Probe::Banner), None);
     }
 
     #[test]
