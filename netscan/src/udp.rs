@@ -192,23 +192,22 @@ impl IcmpModel {
         self.at = now;
     }
     /// After the first round: a peer that answered more than Linux's burst is not limited at
-    /// Linux's rate; scale the model to what it showed.
+    /// Linux's rate; scale the model to what it showed. Either way the model starts empty: the
+    /// first round may have drained the peer's bucket, and the bucket may not even have been
+    /// full when we started (an earlier scan, or anyone else, can have used it). Starting at
+    /// zero keeps the model at or below the peer's real budget, so every later batch is one
+    /// the peer can answer in full, and silence in it really is silence.
     fn calibrate(&mut self, refusals: usize, now: Instant) {
         let r = refusals as f64;
         if r > self.burst {
             self.burst = r.min(4096.0);
             self.refill = LINUX_ICMP_REFILL.div_f64(r / LINUX_ICMP_BURST);
         }
-        self.tokens = (self.tokens - r).max(0.0);
+        self.tokens = 0.0;
         self.at = now;
     }
     fn consume(&mut self, k: usize) {
         self.tokens = (self.tokens - k as f64).max(0.0);
-    }
-    /// The peer answered every probe of a full batch: it has more budget than modelled.
-    fn grow(&mut self) {
-        self.burst = (self.burst * 2.0).min(4096.0);
-        self.refill = self.refill.div_f64(2.0).max(Duration::from_micros(100));
     }
     fn time_to_one(&self) -> Duration {
         if self.tokens >= 1.0 {
@@ -383,13 +382,6 @@ async fn scan_chunk(
             rest = tail;
             let refused = send_and_collect(probes, batch, wait, pacer, deadline, progress).await;
             model.consume(refused);
-            let answered = batch
-                .iter()
-                .filter(|&&i| probes.get(i).is_some_and(|p| p.result.is_some()))
-                .count();
-            if answered == batch.len() && n as f64 >= model.burst.floor() {
-                model.grow();
-            }
         }
     }
 }
@@ -508,13 +500,15 @@ mod tests {
         assert!((m.tokens - 2.5).abs() < 1e-6);
         m.refresh(t0 + Duration::from_secs(100));
         assert_eq!(m.tokens, LINUX_ICMP_BURST);
+        // Fewer refusals than the burst may mean a bucket drained before we came: start empty.
+        let mut m = IcmpModel::linux_default(t0);
+        m.calibrate(2, t0);
+        assert_eq!(m.tokens, 0.0);
         // A peer that refused 600 probes at once is not Linux-limited: the model scales up.
         let mut fast = IcmpModel::linux_default(t0);
         fast.calibrate(600, t0);
         assert_eq!(fast.burst, 600.0);
         assert!(fast.refill <= Duration::from_millis(10));
-        fast.grow();
-        assert_eq!(fast.burst, 1200.0);
     }
 
     proptest::proptest! {
