@@ -94,7 +94,7 @@ wait_listen() {
 
 new_ns() {
     local ns=$1
-    if ip netns list | awk '{print $1}' | grep -qx "$ns"; then
+    if ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$ns"; then
         die "namespace $ns already exists (another test network with prefix $P? set PICKET_TESTNET_PREFIX)"
     fi
     ip netns add "$ns"
@@ -451,7 +451,7 @@ our_pids() {
     if [ -f "$STATE/namespaces" ]; then
         while read -r ns; do
             [ -n "$ns" ] || continue
-            ip netns list | awk '{print $1}' | grep -qx "$ns" || continue
+            ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$ns" || continue
             for pid in $(ip netns pids "$ns" 2>/dev/null); do
                 alive "$pid" && echo "$pid"
             done
@@ -493,14 +493,14 @@ cmd_down() {
     if [ -f "$STATE/namespaces" ]; then
         while read -r ns; do
             [ -n "$ns" ] || continue
-            ip netns list | awk '{print $1}' | grep -qx "$ns" || continue
+            ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$ns" || continue
             ip netns del "$ns"
         done <"$STATE/namespaces"
     fi
     rm -rf "/etc/netns/$SCAN"
     rm -f "$STATE/up" "$STATE/namespaces" "$STATE/pids"
     local left
-    left=$(ip netns list | awk '{print $1}' | grep "^${P}_" || true)
+    left=$(ip netns list 2>/dev/null | awk '{print $1}' | grep "^${P}_" || true)
     [ -z "$left" ] || die "namespaces left behind: $left"
 }
 

@@ -106,8 +106,14 @@ pub fn script_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../netscan/testnet/testnet.sh")
 }
 
+/// The binary under test: `PICKET_BIN` when set (e.g. a release build, or a private copy while
+/// others rebuild the shared target directory), else the one cargo built for this test.
 pub fn picket_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_picket")
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| match std::env::var("PICKET_BIN") {
+        Ok(p) if !p.is_empty() => p,
+        _ => env!("CARGO_BIN_EXE_picket").to_string(),
+    })
 }
 
 static NET: OnceLock<Result<TestNet, String>> = OnceLock::new();
