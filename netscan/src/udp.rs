@@ -171,6 +171,8 @@ impl Pacer {
 /// Our model of a peer's ICMP error token bucket.
 #[derive(Debug, Clone)]
 struct IcmpModel {
+    /// The peer has sent us at least one ICMP error: ration retransmissions.
+    seen: bool,
     burst: f64,
     refill: Duration,
     tokens: f64,
@@ -180,6 +182,7 @@ struct IcmpModel {
 impl IcmpModel {
     fn linux_default(now: Instant) -> Self {
         Self {
+            seen: false,
             burst: LINUX_ICMP_BURST,
             refill: LINUX_ICMP_REFILL,
             tokens: LINUX_ICMP_BURST,
@@ -203,6 +206,7 @@ impl IcmpModel {
             self.burst = r.min(4096.0);
             self.refill = LINUX_ICMP_REFILL.div_f64(r / LINUX_ICMP_BURST);
         }
+        self.seen = true;
         self.tokens = 0.0;
         self.at = now;
     }
@@ -344,9 +348,11 @@ async fn scan_chunk(
     let base_wait = rtt.app_timeout(UDP_THINK);
     // Round 0: everything at once (paced).
     let all: Vec<usize> = (0..probes.len()).collect();
+    let round0 = Instant::now();
     let refused0 = send_and_collect(probes, &all, base_wait, pacer, deadline, progress).await;
-    model.calibrate(refused0, Instant::now());
-    let limited = refused0 > 0;
+    if refused0 > 0 {
+        model.calibrate(refused0, Instant::now());
+    }
     for round in 1..=u32::from(cfg.retries) {
         let pending: Vec<usize> = (0..probes.len())
             .filter(|&i| probes.get(i).is_some_and(|p| p.result.is_none()))
@@ -356,6 +362,7 @@ async fn scan_chunk(
         }
         // Back off like TCP: each round waits twice as long (bounded by app_timeout's cap). In
         // rationed batches the peer is known to answer, so one doubling is enough.
+        let limited = model.seen;
         let backoff = if limited {
             2
         } else {
@@ -363,8 +370,18 @@ async fn scan_chunk(
         };
         let wait = (base_wait * backoff).min(crate::timing::MAX_RTO * 2);
         if !limited {
-            // The peer sent no ICMP at all: nothing to ration, just resend.
-            send_and_collect(probes, &pending, wait, pacer, deadline, progress).await;
+            // No ICMP error from this peer yet: nothing is closed, a firewall drops, or the
+            // peer's error budget was spent before we came (a scan just before ours). Give a
+            // Linux peer time for one token, then resend everything; one refusal is enough to
+            // switch to rationed batches.
+            let refill_at = round0 + LINUX_ICMP_REFILL;
+            if refill_at < deadline {
+                sleep_until(refill_at).await;
+            }
+            let refused = send_and_collect(probes, &pending, wait, pacer, deadline, progress).await;
+            if refused > 0 {
+                model.calibrate(refused, Instant::now());
+            }
             continue;
         }
         let mut rest = pending.as_slice();

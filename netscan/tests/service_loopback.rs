@@ -1264,4 +1264,28 @@ fn udp_closed_ports_survive_icmp_rate_limiting() {
     assert_eq!(closed, ports.len(), "{results:#?}");
     // Six at once, then about one per second.
     assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
+
+    // Right away again: the peer's bucket is now empty, not full as a fresh peer's would be.
+    let ports: Vec<u16> = (41000..41006).collect();
+    let started = Instant::now();
+    let res = rt
+        .block_on(udp_scan(
+            &[(IpAddr::V4(peer), rtt)],
+            &ports,
+            &UdpConfig {
+                retries: 3,
+                max_rate: None,
+            },
+            Arc::new(NoProgress),
+        ))
+        .expect("udp scan");
+    let elapsed = started.elapsed();
+    eprintln!("drained peer, {} closed ports: {elapsed:?}", ports.len());
+    let results = &res[0].1;
+    let closed = results
+        .iter()
+        .filter(|r| r.state == PortState::Closed)
+        .count();
+    assert_eq!(closed, ports.len(), "{results:#?}");
+    assert!(elapsed < Duration::from_secs(12), "{elapsed:?}");
 }
