@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn ports(list: &str) -> Vec<u16> {
-    list.split(',').filter_map(|p| p.trim().parse().ok()).collect()
+    list.split(',')
+        .filter_map(|p| p.trim().parse().ok())
+        .collect()
 }
 
 #[tokio::main]
@@ -31,7 +33,10 @@ async fn main() {
     };
     // A typical LAN round trip, as the port scan would have measured it.
     let rtt = RttEstimator::with_sample(Duration::from_micros(200));
-    let jobs = ports(tcp).into_iter().map(|p| (SocketAddr::new(ip, p), rtt)).collect();
+    let jobs = ports(tcp)
+        .into_iter()
+        .map(|p| (SocketAddr::new(ip, p), rtt))
+        .collect();
     let started = Instant::now();
     let found = detect_many(jobs, &HashMap::new(), 64, Arc::new(NoProgress)).await;
     let tcp_time = started.elapsed();
@@ -43,14 +48,19 @@ async fn main() {
             svc.product,
             svc.version,
             svc.extra,
-            tls.as_ref().map(|t| t.versions.join(" ")).unwrap_or_default(),
+            tls.as_ref()
+                .map(|t| t.versions.join(" "))
+                .unwrap_or_default(),
             svc.cpe
         );
     }
     println!("tcp detection: {tcp_time:?}");
     if let Some(udp) = args.get(3).and_then(|a| a.strip_prefix("udp:")) {
         let started = Instant::now();
-        let cfg = UdpConfig { retries: 3, max_rate: None };
+        let cfg = UdpConfig {
+            retries: 3,
+            max_rate: None,
+        };
         match udp_scan(&[(ip, rtt)], &ports(udp), &cfg, Arc::new(NoProgress)).await {
             Ok(res) => {
                 for (_, results) in res {
