@@ -384,16 +384,27 @@ fn start_memcached(s: &Scratch, ip: Ipv4Addr, port: u16) -> Daemon {
     d
 }
 
-fn start_vsftpd(s: &Scratch, ip: Ipv4Addr, port: u16) -> Daemon {
+/// vsftpd; with `implicit_tls` it speaks FTP only inside TLS (FTPS, port 990 style), using the
+/// certificate [`start_nginx`] made.
+fn start_vsftpd(s: &Scratch, ip: Ipv4Addr, port: u16, implicit_tls: bool) -> Daemon {
     let vsftpd = require("/usr/sbin/vsftpd", "vsftpd");
     for dir in ["empty", "anon"] {
         std::fs::create_dir_all(s.path(dir)).expect("mkdir");
         set_mode(&s.path(dir), 0o755);
     }
+    let tls = if implicit_tls {
+        format!(
+            "ssl_enable=YES\nimplicit_ssl=YES\nallow_anon_ssl=YES\nrsa_cert_file={}\nrsa_private_key_file={}\n",
+            s.path("web.crt").display(),
+            s.path("web.key").display()
+        )
+    } else {
+        String::new()
+    };
     let cfg = s.write(
-        "vsftpd.conf",
+        &format!("vsftpd-{port}.conf"),
         &format!(
-            "listen=YES\nlisten_ipv6=NO\nlisten_address={ip}\nlisten_port={port}\nbackground=NO\n\
+            "{tls}listen=YES\nlisten_ipv6=NO\nlisten_address={ip}\nlisten_port={port}\nbackground=NO\n\
              anonymous_enable=YES\nanon_root={anon}\nftp_username=nobody\nno_anon_password=YES\nlocal_enable=NO\n\
              write_enable=NO\nsecure_chroot_dir={empty}\nxferlog_enable=NO\nvsftpd_log_file={log}\n",
             anon = s.path("anon").display(),
@@ -401,7 +412,7 @@ fn start_vsftpd(s: &Scratch, ip: Ipv4Addr, port: u16) -> Daemon {
             log = s.path("vsftpd-own.log").display(),
         ),
     );
-    let log = s.path("vsftpd.log");
+    let log = s.path(&format!("vsftpd-{port}.log"));
     let mut d = spawn("vsftpd", vsftpd, &[cfg.to_str().expect("utf8")], &[], &log);
     wait_tcp(&mut d, ip, port, &log);
     d
@@ -567,6 +578,7 @@ struct Ports {
     redis_pw: u16,
     memcached: u16,
     ftp: u16,
+    ftps: u16,
     dns: u16,
     smtp: u16,
 }
@@ -582,6 +594,7 @@ impl Ports {
             self.redis_pw,
             self.memcached,
             self.ftp,
+            self.ftps,
             self.dns,
             self.smtp,
         ]
@@ -596,7 +609,8 @@ fn start_tcp_daemons(s: &Scratch, ip: Ipv4Addr, p: &Ports) -> Vec<Daemon> {
         start_redis(s, ip, p.redis, None),
         start_redis(s, ip, p.redis_pw, Some("sekrit")),
         start_memcached(s, ip, p.memcached),
-        start_vsftpd(s, ip, p.ftp),
+        start_vsftpd(s, ip, p.ftp, false),
+        start_vsftpd(s, ip, p.ftps, true),
         start_dnsmasq(s, ip, p.dns),
         start_postfix(s, ip, p.smtp),
     ]
@@ -712,6 +726,15 @@ fn check_services(s: &Scratch, p: &Ports, results: &[(SocketAddr, (Service, Opti
         vec!["cpe:2.3:a:beasts:vsftpd:3.0.3:*:*:*:*:*:*:*".to_string()]
     );
 
+    // FTP inside TLS: the greeting is read after the handshake. vsftpd's default cipher list
+    // (3DES only) leaves TLS 1.3 as the one version OpenSSL 3 will negotiate.
+    let (svc, tls) = find(results, p.ftps);
+    assert_eq!(product(&svc), ("ftps", Some("vsftpd"), Some("3.0.3")));
+    assert!(svc.tunnel_tls);
+    let tls = tls.expect("TLS details");
+    assert_eq!(tls.versions, vec!["TLSv1.3".to_string()]);
+    assert!(tls.subject.contains("CN=web.picket.test"), "{tls:?}");
+
     let (svc, _) = find(results, p.dns);
     assert_eq!(svc.name, "domain");
     assert_eq!(svc.product.as_deref(), Some("dnsmasq"));
@@ -744,6 +767,7 @@ fn real_daemons_on_unhinted_ports() {
         redis_pw: free_tcp_port(),
         memcached: free_tcp_port(),
         ftp: free_tcp_port(),
+        ftps: free_tcp_port(),
         dns: free_dual_port(),
         smtp: free_tcp_port(),
     };
@@ -773,6 +797,7 @@ fn real_daemons_on_well_known_ports_are_fast() {
         redis_pw: 6380,
         memcached: 11211,
         ftp: 21,
+        ftps: 990,
         dns: 53,
         smtp: 25,
     };
@@ -1085,6 +1110,7 @@ fn compare_with_nmap_sv() {
         redis_pw: 6380,
         memcached: 11211,
         ftp: 21,
+        ftps: 990,
         dns: 53,
         smtp: 25,
     };

@@ -225,7 +225,11 @@ fn greeting(port: u16, data: &[u8]) -> Option<Service> {
 /// True when a clear-text answer says "speak TLS to me": a TLS record, or a web server's page
 /// complaining about plain HTTP on a TLS port.
 pub fn wants_tls(data: &[u8]) -> bool {
-    tls::looks_like_tls(data) || http::says_tls_required(data)
+    tls::looks_like_tls(data)
+        || http::says_tls_required(data)
+        // Servers that pass OpenSSL's complaint about a non-TLS first record on to the client,
+        // e.g. vsftpd with implicit TLS: `500 OOPS: error:0A00009C:SSL routines::http request`.
+        || super::text::contains_ci(data, b"SSL routines")
 }
 
 /// The name of a service found inside TLS (`http` in TLS is `https`).
@@ -309,6 +313,9 @@ mod tests {
     fn tls_signals() {
         assert!(wants_tls(&[0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46]));
         assert!(!wants_tls(b"HTTP/1.1 200 OK\r\n\r\n"));
+        assert!(wants_tls(
+            b"500 OOPS: error:0A00009C:SSL routines::http request\r\n"
+        ));
         assert_eq!(tls_name("http"), "https");
         assert_eq!(tls_name("redis"), "redis");
     }
