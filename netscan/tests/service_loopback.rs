@@ -1193,7 +1193,7 @@ fn ipv6_detection_and_udp_unreachables() {
     }
 }
 
-/// A network namespace joined to ours by a veth pair (198.18.0.0/15 test addresses), deleted on
+/// A network namespace joined to ours by a veth pair (198.19.0.0/16 test addresses), deleted on
 /// drop. Its kernel rate-limits ICMP errors towards us as any Linux peer does (loopback is
 /// exempt, which is why this needs a namespace).
 struct Netns {
@@ -1218,10 +1218,12 @@ fn netns_peer() -> Option<(Netns, Ipv4Addr)> {
         name: format!("psvc{tag}"),
     };
     let (host_if, ns_if) = (format!("vh{tag}"), format!("vn{tag}"));
-    let third = ((r >> 24) % 250) as u8;
+    // A random /30 in 198.19.0.0/16 (test addresses, RFC 2544), away from the 198.18.0.0/16 the
+    // other test networks use: the host side of this link lives in the root namespace.
+    let (third, fourth) = (((r >> 24) & 0xff) as u8, (((r >> 32) & 0x3f) as u8) * 4);
     let (ours, theirs) = (
-        format!("198.18.{third}.1/30"),
-        Ipv4Addr::new(198, 18, third, 2),
+        format!("198.19.{third}.{}/30", fourth + 1),
+        Ipv4Addr::new(198, 19, third, fourth + 2),
     );
     let ip = |args: &[&str]| {
         let st = Command::new("ip").args(args).status().expect("run ip");
