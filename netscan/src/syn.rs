@@ -255,7 +255,8 @@ fn receiver(
 struct HostState {
     addr: IpAddr,
     src: Option<IpAddr>,
-    order: Vec<u32>,
+    /// Random order of this host's port indices, generated rather than stored.
+    order: Permutation,
     next: usize,
     state: Vec<u8>,
     attempts: Vec<u8>,
@@ -280,7 +281,7 @@ impl HostState {
     }
 
     fn wants_to_send(&self) -> bool {
-        (self.next < self.order.len() || !self.retry.is_empty())
+        (self.next < self.state.len() || !self.retry.is_empty())
             && f64::from(self.inflight) < self.cwnd.floor()
     }
 }
@@ -471,8 +472,7 @@ fn run_shard(
     let mut states: Vec<HostState> = hosts
         .iter()
         .map(|h| {
-            let mut order: Vec<u32> = (0..ports.len() as u32).collect();
-            order.shuffle(&mut rng);
+            let order = Permutation::random(ports.len() as u32, &mut rng);
             HostState {
                 addr: h.addr,
                 src: source_for(h.addr).ok(),
@@ -690,8 +690,8 @@ fn run_shard(
                     break;
                 }
             }
-            if pick.is_none() && hs.next < hs.order.len() {
-                pick = Some(hs.order[hs.next]);
+            if pick.is_none() && hs.next < hs.state.len() {
+                pick = Some(hs.order.at(hs.next as u32));
                 hs.next += 1;
             }
             let Some(i) = pick else {
@@ -785,6 +785,50 @@ fn run_shard(
     Ok((states, stats))
 }
 
+/// A random permutation of `0..n` as `i -> (a·i + b) mod n` with `a` coprime to `n`: the port
+/// order of a host in O(1) memory (a stored shuffle of 65,535 ports for each of 1,024 hosts would
+/// cost more than the whole rest of the scan).
+#[derive(Debug, Clone, Copy)]
+struct Permutation {
+    n: u64,
+    a: u64,
+    b: u64,
+}
+
+impl Permutation {
+    fn random(n: u32, rng: &mut impl rand::Rng) -> Self {
+        let n = u64::from(n.max(1));
+        let mut a = rng.gen_range(1..=n);
+        // Coprime steps are dense (at least ~1/log n of them), so this ends quickly; the bound
+        // keeps it finite whatever happens, falling back to the identity step.
+        for _ in 0..1000 {
+            if gcd(a, n) == 1 {
+                break;
+            }
+            a = rng.gen_range(1..=n);
+        }
+        if gcd(a, n) != 1 {
+            a = 1;
+        }
+        Self {
+            n,
+            a,
+            b: rng.gen_range(0..n),
+        }
+    }
+
+    fn at(&self, i: u32) -> u32 {
+        ((self.a * u64::from(i) + self.b) % self.n) as u32
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
 /// A retransmission timer: when `deadline` (µs since scan start) passes and the probe is still
 /// unanswered, it is sent again or its port given up as filtered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -847,5 +891,24 @@ impl Tokens {
     fn wait_hint(&self) -> Option<Duration> {
         let rate = self.rate?;
         Some(Duration::from_secs_f64((1.0 - self.level).max(0.0) / rate))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permutation_visits_every_index_once() {
+        let mut rng = rand::thread_rng();
+        for n in [1u32, 2, 3, 7, 100, 1000, 1024, 65_535] {
+            let p = Permutation::random(n, &mut rng);
+            let mut seen = vec![false; n as usize];
+            for i in 0..n {
+                let j = p.at(i) as usize;
+                assert!(!seen[j], "n={n}: index {j} twice");
+                seen[j] = true;
+            }
+        }
     }
 }
