@@ -59,7 +59,7 @@ state_init() {
     else
         P=${PICKET_TESTNET_PREFIX:-pk}
     fi
-    [[ "$P" =~ ^[a-z][a-z0-9]{0,11}$ ]] || die "prefix '$P' must be 1-12 lowercase letters/digits"
+    [[ "$P" =~ ^[a-z][a-z0-9]{0,23}$ ]] || die "prefix '$P' must be 1-24 lowercase letters/digits"
     SW="${P}_sw"
     SCAN="${P}_scan"
 }
