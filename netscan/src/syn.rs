@@ -46,6 +46,15 @@ const GLOBAL_INFLIGHT_MAX: u32 = 16_384;
 /// Socket buffer we ask for (forced when CAP_NET_ADMIN allows, else capped by rmem_max).
 const SOCKET_BUFFER: usize = 32 << 20;
 
+/// Attempt number reserved for liveness checks of a paused host (see `HostState::paused`).
+const CHECK_ATTEMPT: u8 = MAX_ATTEMPTS - 1;
+/// How long a host that answered before may stay silent before its silence is believed. A lost
+/// ARP exchange stalls a neighbour for the kernel's retransmit time (1 s on Linux); a real host
+/// that stopped answering costs at most this much extra.
+const STALL_PATIENCE_US: u32 = 3_000_000;
+/// The same for a host that never answered yet: it may equally be up and filtering everything.
+const FIRST_CONTACT_PATIENCE_US: u32 = 1_500_000;
+
 const ST_UNSENT: u8 = 0;
 const ST_INFLIGHT: u8 = 1;
 const ST_RETRY: u8 = 2;
@@ -204,8 +213,11 @@ fn receiver(
             Ok(x) => x,
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
                 for (batch, tx) in batches.iter_mut().zip(shards) {
-                    if !batch.is_empty() && tx.send(std::mem::take(batch)).is_err() {
-                        return;
+                    if !batch.is_empty() {
+                        // A shard that finished has dropped its receiver: late replies for its
+                        // hosts (a SYN-ACK the target sends again when our RST was lost) are
+                        // dropped, and the other shards keep being served.
+                        let _ = tx.send(std::mem::take(batch));
                     }
                 }
                 thread::sleep(RECV_POLL);
@@ -244,8 +256,8 @@ fn receiver(
                 df,
                 options: seg.options,
             });
-            if batch.len() >= REPLY_BATCH && tx.send(std::mem::take(batch)).is_err() {
-                return;
+            if batch.len() >= REPLY_BATCH {
+                let _ = tx.send(std::mem::take(batch));
             }
         }
     }
@@ -273,6 +285,24 @@ struct HostState {
     resolved: usize,
     responded: bool,
     fingerprint: Option<StackFingerprint>,
+    /// Retries granted because the probe timed out during a stall, not charged to `retries`.
+    free: Vec<u8>,
+    /// When the latest answer of any kind from this host arrived.
+    last_rx_us: Option<u32>,
+    /// A port that answered (open or closed): liveness checks go there.
+    canary: Option<u32>,
+    /// Paused: probes timed out with nothing at all heard from the host since they left. That is
+    /// either filtering or a stall (a lost ARP exchange, a saturated link). New probes wait, the
+    /// timed-out ones are held in `deferred`, and liveness checks with growing intervals ask the
+    /// host. If it answered only after a check timed out, it was a stall: the held probes are
+    /// retried free. If it answered at once, it was filtering: they are charged as usual.
+    paused: bool,
+    pause_started_us: u32,
+    patience_used_us: u32,
+    deferred: Vec<(u32, u8)>,
+    check_due: bool,
+    check_backoff: u8,
+    check_gen: u32,
 }
 
 impl HostState {
@@ -281,8 +311,19 @@ impl HostState {
     }
 
     fn wants_to_send(&self) -> bool {
+        if self.paused {
+            return self.check_due;
+        }
         (self.next < self.state.len() || !self.retry.is_empty())
             && f64::from(self.inflight) < self.cwnd.floor()
+    }
+
+    fn patience_us(&self) -> u32 {
+        if self.canary.is_some() {
+            STALL_PATIENCE_US
+        } else {
+            FIRST_CONTACT_PATIENCE_US
+        }
     }
 }
 
@@ -491,6 +532,16 @@ fn run_shard(
                 resolved: 0,
                 responded: false,
                 fingerprint: None,
+                free: vec![0; ports.len()],
+                last_rx_us: None,
+                canary: None,
+                paused: false,
+                pause_started_us: 0,
+                patience_used_us: 0,
+                deferred: Vec::new(),
+                check_due: false,
+                check_backoff: 0,
+                check_gen: 0,
             }
         })
         .collect();
@@ -570,17 +621,31 @@ fn run_shard(
                 continue;
             }
             let i = idx as usize;
+            let rx_us = now_us(r.at);
+            hs.last_rx_us = Some(hs.last_rx_us.map_or(rx_us, |l| l.max(rx_us)));
+            hs.canary = Some(idx);
+            hs.responded = true;
+            if hs.paused {
+                let n = resume(hs, rx_us, max_attempts, &mut stats);
+                pending_progress += n;
+                if n > 0 && hs.done() {
+                    remaining -= 1;
+                }
+                if !queued[h] {
+                    queued[h] = true;
+                    ready.push_back(r.host);
+                }
+            }
             let st = hs.state[i];
             if st == ST_OPEN || st == ST_CLOSED || st == ST_UNSENT {
                 continue;
             }
-            hs.responded = true;
             let sent = hs.sent_us[i];
             if st == ST_INFLIGHT {
                 hs.inflight = hs.inflight.saturating_sub(1);
                 global_inflight = global_inflight.saturating_sub(1);
                 // Karn: only a reply to the latest attempt times that attempt.
-                if r.attempt + 1 == hs.attempts[i] {
+                if r.attempt != CHECK_ATTEMPT && r.attempt + 1 == hs.attempts[i] {
                     let rtt = now_us(r.at).saturating_sub(sent);
                     hs.rtt.observe(Duration::from_micros(u64::from(rtt)));
                     group_rtt.observe(Duration::from_micros(u64::from(rtt)));
@@ -625,6 +690,30 @@ fn run_shard(
             timers.pop();
             let h = t.host as usize;
             let hs = &mut states[h];
+            if t.attempt == CHECK_ATTEMPT {
+                // A liveness check went unanswered: ask again later, or give up waiting.
+                if hs.paused && t.index == hs.check_gen {
+                    let waited = now.saturating_sub(hs.pause_started_us);
+                    if hs.patience_used_us.saturating_add(waited) >= hs.patience_us() {
+                        hs.patience_used_us = u32::MAX;
+                        // Silence it is: the held probes are charged as usual.
+                        hs.check_backoff = 0;
+                        let n = resume(hs, now, max_attempts, &mut stats);
+                        pending_progress += n;
+                        if n > 0 && hs.done() {
+                            remaining -= 1;
+                        }
+                    } else {
+                        hs.check_backoff = hs.check_backoff.saturating_add(1);
+                        hs.check_due = true;
+                    }
+                    if !queued[h] && hs.wants_to_send() {
+                        queued[h] = true;
+                        ready.push_back(t.host);
+                    }
+                }
+                continue;
+            }
             let iu = t.index as usize;
             if hs.state[iu] != ST_INFLIGHT || hs.attempts[iu] != t.attempt + 1 {
                 continue;
@@ -632,6 +721,23 @@ fn run_shard(
             let sent = hs.sent_us[iu];
             hs.inflight = hs.inflight.saturating_sub(1);
             global_inflight = global_inflight.saturating_sub(1);
+            let silent = hs.last_rx_us.is_none_or(|l| l < sent);
+            if silent && hs.patience_used_us < hs.patience_us() {
+                // Nothing heard from the host since this probe left: hold it and ask the host.
+                hs.state[iu] = ST_RETRY;
+                hs.deferred.push((t.index, t.attempt));
+                if !hs.paused {
+                    hs.paused = true;
+                    hs.pause_started_us = now;
+                    hs.check_due = true;
+                    hs.check_backoff = 0;
+                    if !queued[h] {
+                        queued[h] = true;
+                        ready.push_back(t.host);
+                    }
+                }
+                continue;
+            }
             let rto = duration_us(host_rto(&hs.rtt, &group_rtt));
             if hs.latest_answered_sent_us > sent && now.saturating_sub(hs.last_cut_us) > rto {
                 // A later probe was answered: this one was lost, so slow down.
@@ -645,7 +751,7 @@ fn run_shard(
                 // once per retransmission timeout, not once per window.
                 hs.cwnd = (hs.cwnd + 1.0).min(CWND_MAX);
             }
-            if hs.attempts[iu] < max_attempts {
+            if charged(hs, iu) < max_attempts && hs.attempts[iu] < CHECK_ATTEMPT {
                 hs.state[iu] = ST_RETRY;
                 hs.retry.push_back(t.index);
             } else {
@@ -683,6 +789,55 @@ fn run_shard(
             let Some(src) = hs.src else {
                 continue;
             };
+            if hs.paused {
+                // A liveness check: to a port that answered before, else to a held probe's port.
+                hs.check_due = false;
+                let port_idx = hs
+                    .canary
+                    .or_else(|| hs.deferred.first().map(|d| d.0))
+                    .unwrap_or(0);
+                let dport = ports[port_idx as usize];
+                let sport = sport_base + u16::from(CHECK_ATTEMPT);
+                let probe = SynProbe {
+                    src,
+                    dst: hs.addr,
+                    src_port: sport,
+                    dst_port: dport,
+                    seq: sh.cookie.value(hs.addr, dport, sport),
+                    tsval: now_us(Instant::now()),
+                };
+                let (sock, bytes): (Option<&UdpSocket>, &[u8]) = if hs.addr.is_ipv4() {
+                    ip_id = ip_id.wrapping_add(1);
+                    packet::build_ipv4_syn(&probe, ip_id, &mut buf4);
+                    (sock4.as_ref(), &buf4)
+                } else {
+                    packet::build_syn(&probe, &mut buf);
+                    (sh.sock6, &buf)
+                };
+                if let Some(sock) = sock {
+                    let _ = sock.send_to(bytes, SocketAddr::new(hs.addr, 0));
+                }
+                stats.probes_sent += 1;
+                hs.check_gen = hs.check_gen.wrapping_add(1);
+                let base = duration_us(host_rto(&hs.rtt, &group_rtt)).max(10_000);
+                // Double the interval per unanswered check, but never wait past the patience.
+                let now = now_us(Instant::now());
+                let left = hs
+                    .patience_us()
+                    .saturating_sub(hs.patience_used_us)
+                    .saturating_sub(now.saturating_sub(hs.pause_started_us));
+                let wait = base
+                    .saturating_mul(2u32.saturating_pow(u32::from(hs.check_backoff.min(8))))
+                    .min(left.max(base));
+                timers.push(Reverse(Timer {
+                    deadline: now_us(Instant::now()).saturating_add(wait),
+                    host: h,
+                    index: hs.check_gen,
+                    attempt: CHECK_ATTEMPT,
+                }));
+                sent_any = true;
+                continue;
+            }
             let mut pick = None;
             while let Some(i) = hs.retry.pop_front() {
                 if hs.state[i as usize] == ST_RETRY {
@@ -837,6 +992,47 @@ struct Timer {
     host: u32,
     index: u32,
     attempt: u8,
+}
+
+/// Attempts of port `i` that count against `retries` (those granted during a stall do not).
+fn charged(hs: &HostState, i: usize) -> u8 {
+    hs.attempts[i].saturating_sub(hs.free[i])
+}
+
+/// Ends a host's pause at `now`. If the host answered only after at least one liveness check went
+/// unanswered, the silence was a stall and the held probes are retried free of charge; otherwise
+/// they go back to the queue as ordinary retries (or are given up as filtered).
+/// Returns how many held ports were given up as filtered.
+fn resume(hs: &mut HostState, now: u32, max_attempts: u8, stats: &mut PortScanStats) -> u64 {
+    let stalled = hs.check_backoff > 0;
+    let waited = now.saturating_sub(hs.pause_started_us);
+    hs.patience_used_us = hs.patience_used_us.saturating_add(waited);
+    hs.paused = false;
+    hs.check_due = false;
+    hs.check_backoff = 0;
+    // Pending check timers become stale.
+    hs.check_gen = hs.check_gen.wrapping_add(1);
+    if stalled {
+        stats.rate_limit_events += 1;
+    }
+    let mut filtered = 0;
+    for (idx, _attempt) in std::mem::take(&mut hs.deferred) {
+        let i = idx as usize;
+        if hs.state[i] != ST_RETRY {
+            continue;
+        }
+        if stalled && hs.attempts[i] < CHECK_ATTEMPT {
+            hs.free[i] = hs.free[i].saturating_add(1);
+        }
+        if charged(hs, i) < max_attempts && hs.attempts[i] < CHECK_ATTEMPT {
+            hs.retry.push_back(idx);
+        } else {
+            hs.state[i] = ST_FILTERED;
+            hs.resolved += 1;
+            filtered += 1;
+        }
+    }
+    filtered
 }
 
 /// The retransmission timeout of a host: its own once it has answered, else its group's.
