@@ -581,8 +581,6 @@ fn run_shard(
     let mut group_rtt = RttEstimator::new();
     let mut tokens = Tokens::new(sh.max_rate);
     let mut pending_progress: u64 = 0;
-    let mut buf = [0u8; packet::SYN_LEN];
-    let mut buf4 = [0u8; packet::IPV4_SYN_LEN];
     // IPv4 probes leave through a send-only IPPROTO_RAW socket of this shard's own: it carries
     // our IP header, takes no socket lock per send (unlike a raw TCP socket, which serializes
     // the shards) and receives nothing, so incoming packets are not copied to it.
@@ -591,7 +589,15 @@ fn run_shard(
     } else {
         None
     };
-    let mut ip_id: u16 = rand::random();
+    let mut out = ProbeSender {
+        sock4: sock4.as_ref(),
+        sock6: sh.sock6,
+        cookie: sh.cookie,
+        sport_base,
+        ip_id: rand::random(),
+        buf: [0; packet::SYN_LEN],
+        buf4: [0; packet::IPV4_SYN_LEN],
+    };
     let mut remaining = states.iter().filter(|h| !h.done()).count();
     let mut carried: Vec<Reply> = Vec::new();
 
@@ -796,27 +802,8 @@ fn run_shard(
                     .canary
                     .or_else(|| hs.deferred.first().map(|d| d.0))
                     .unwrap_or(0);
-                let dport = ports[port_idx as usize];
-                let sport = sport_base + u16::from(CHECK_ATTEMPT);
-                let probe = SynProbe {
-                    src,
-                    dst: hs.addr,
-                    src_port: sport,
-                    dst_port: dport,
-                    seq: sh.cookie.value(hs.addr, dport, sport),
-                    tsval: now_us(Instant::now()),
-                };
-                let (sock, bytes): (Option<&UdpSocket>, &[u8]) = if hs.addr.is_ipv4() {
-                    ip_id = ip_id.wrapping_add(1);
-                    packet::build_ipv4_syn(&probe, ip_id, &mut buf4);
-                    (sock4.as_ref(), &buf4)
-                } else {
-                    packet::build_syn(&probe, &mut buf);
-                    (sh.sock6, &buf)
-                };
-                if let Some(sock) = sock {
-                    let _ = sock.send_to(bytes, SocketAddr::new(hs.addr, 0));
-                }
+                let tsval = now_us(Instant::now());
+                let _ = out.send(src, hs.addr, ports[port_idx as usize], CHECK_ATTEMPT, tsval);
                 stats.probes_sent += 1;
                 hs.check_gen = hs.check_gen.wrapping_add(1);
                 let base = duration_us(host_rto(&hs.rtt, &group_rtt)).max(10_000);
@@ -855,28 +842,12 @@ fn run_shard(
             };
             let iu = i as usize;
             let attempt = hs.attempts[iu];
-            let sport = sport_base + u16::from(attempt);
             let dport = ports[iu];
-            let probe = SynProbe {
-                src,
-                dst: hs.addr,
-                src_port: sport,
-                dst_port: dport,
-                seq: sh.cookie.value(hs.addr, dport, sport),
-                tsval: now_us(Instant::now()),
-            };
-            let (sock, bytes): (Option<&UdpSocket>, &[u8]) = if hs.addr.is_ipv4() {
-                ip_id = ip_id.wrapping_add(1);
-                packet::build_ipv4_syn(&probe, ip_id, &mut buf4);
-                (sock4.as_ref(), &buf4)
-            } else {
-                packet::build_syn(&probe, &mut buf);
-                (sh.sock6, &buf)
-            };
-            let Some(sock) = sock else {
+            let tsval = now_us(Instant::now());
+            let Some(sent) = out.send(src, hs.addr, dport, attempt, tsval) else {
                 continue;
             };
-            match sock.send_to(bytes, SocketAddr::new(hs.addr, 0)) {
+            match sent {
                 Ok(_) => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::ENOBUFS) | Some(libc::EAGAIN)) => {
                     // Local queue full: put the probe back and let replies drain first.
@@ -938,6 +909,49 @@ fn run_shard(
         }
     }
     Ok((states, stats))
+}
+
+/// Builds and sends SYN probes; the attempt number goes into the source port, the cookie into
+/// the sequence number.
+struct ProbeSender<'a> {
+    sock4: Option<&'a UdpSocket>,
+    sock6: Option<&'a UdpSocket>,
+    cookie: &'a Cookie,
+    sport_base: u16,
+    ip_id: u16,
+    buf: [u8; packet::SYN_LEN],
+    buf4: [u8; packet::IPV4_SYN_LEN],
+}
+
+impl ProbeSender<'_> {
+    /// Sends one probe; `None` when there is no socket for the address family.
+    fn send(
+        &mut self,
+        src: IpAddr,
+        dst: IpAddr,
+        dport: u16,
+        attempt: u8,
+        tsval: u32,
+    ) -> Option<std::io::Result<usize>> {
+        let sport = self.sport_base + u16::from(attempt);
+        let probe = SynProbe {
+            src,
+            dst,
+            src_port: sport,
+            dst_port: dport,
+            seq: self.cookie.value(dst, dport, sport),
+            tsval,
+        };
+        let to = SocketAddr::new(dst, 0);
+        if dst.is_ipv4() {
+            self.ip_id = self.ip_id.wrapping_add(1);
+            packet::build_ipv4_syn(&probe, self.ip_id, &mut self.buf4);
+            Some(self.sock4?.send_to(&self.buf4, to))
+        } else {
+            packet::build_syn(&probe, &mut self.buf);
+            Some(self.sock6?.send_to(&self.buf, to))
+        }
+    }
 }
 
 /// A random permutation of `0..n` as `i -> (a·i + b) mod n` with `a` coprime to `n`: the port
