@@ -14,7 +14,7 @@ use picket_model::{
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Everything `picket scan net` can be asked.
 #[derive(Debug, Clone)]
@@ -394,6 +394,3 @@ fn simple_port(port: u16, protocol: Protocol, state: PortState, reason: &str) ->
         tls: None,
     }
 }
-
-/// Upper bound on how long any single phase may wait for stragglers, whatever the RTT says.
-pub const PHASE_GRACE_CAP: Duration = Duration::from_secs(5);
