@@ -4,7 +4,8 @@
 # Needs root (network namespaces, raw sockets). PICKET_SKIP_NETNS=1 runs without the test network
 # (its tests then skip instead of failing) and without installing packages.
 #
-# The last lines printed are cargo test's own summary: the test network is torn down silently.
+# The last line printed is "N passed, N failed" over every test binary; the test network is torn
+# down silently.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,6 +39,13 @@ if [ "$netns" = 1 ] && [ -z "${PICKET_TESTNET:-}" ]; then
 fi
 
 echo "test-all: cargo test --workspace" >&2
-status=0
-cargo test --workspace --no-fail-fast 2>&1 || status=$?
+log=$(mktemp /tmp/picket-test-log.XXXXXX)
+set +e
+cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# cargo prints one summary per test binary, and the last ones are doc-test runs with nothing in
+# them; the closing line sums every binary, so the whole run is judged by its real count.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
 exit "$status"
