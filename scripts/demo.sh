@@ -3,8 +3,8 @@
 # test network (real daemons in network namespaces, 198.18.0.0/24, no route anywhere else), scan it
 # from the scanner namespace, list the stored scan history, and tear everything down.
 #
-#   sudo scripts/demo.sh            # installs the test network's Debian packages on first use
-#   sudo scripts/demo.sh --json     # the JSON report instead of the table
+#   scripts/demo.sh            # as root; installs the test network's Debian packages on first use
+#   scripts/demo.sh --json     # the JSON report instead of the table
 #
 # Needs root: namespaces and raw sockets. Packets never leave the namespaces this script creates.
 set -euo pipefail
