@@ -16,6 +16,8 @@ PACKAGES=(
     openssh-server openssh-client nginx redis-server memcached vsftpd dnsmasq-base snmpd postfix openssl
     # scripts, hostile test services, ground truth
     python3 bash coreutils
+    # PEP 440 reference for kb's pep440 oracle test (packaging.version, seen by /usr/bin/python3)
+    python3-packaging
     # benchmark
     nmap time
     # building the workspace
