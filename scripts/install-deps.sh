@@ -22,6 +22,8 @@ PACKAGES=(
     nmap time
     # building the workspace
     build-essential pkg-config ca-certificates curl git
+    # reference implementations for kb's version-ordering oracle tests (dpkg --compare-versions, rpm.labelCompare)
+    dpkg python3-rpm
 )
 
 if [ "$(id -u)" -ne 0 ]; then

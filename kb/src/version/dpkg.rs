@@ -4,10 +4,10 @@
 //! what dpkg has installed; only dpkg's own rules (epochs, `~` before the end of the string,
 //! letters before other punctuation, numbers of any length) decide whether the host is affected.
 //!
-//! Grammar, as dpkg 1.21 parses it: `[epoch:]upstream[-revision]`. Leading white space is
+//! Grammar, as dpkg 1.21 parses it: `[epoch:]upstream[-revision]`. Leading blanks are
 //! skipped; trailing blanks (space, tab) are dropped and any other text after a blank is an error.
 //! The epoch is whatever precedes the first `:` and must be a `strtol` number in `0..=i32::MAX`
-//! (a sign is accepted, as `strtol` does); the revision follows the last `-` and must not be empty;
+//! (leading white space and a sign are accepted, as `strtol` does); the revision follows the last `-` and must not be empty;
 //! the upstream part must not be empty. Other oddities (an upstream part not starting with a digit,
 //! characters outside dpkg's allowed set) are only warnings for dpkg and compare normally here.
 //! `dpkg --compare-versions` takes an empty string or `<unknown>` as "no version"; that is a
@@ -53,18 +53,16 @@ fn parse(version: &str) -> Result<Parsed<'_>, VersionError> {
     if bytes.is_empty() || version == "<unknown>" {
         return Err(err("dpkg takes this as no version at all"));
     }
-    // dpkg skips leading white space (isspace) but ends the version at the first blank only.
+    // dpkg skips leading blanks (space, tab) and ends the version at the first blank; other
+    // white space is part of the version (only the epoch's strtol skips it).
     let start = bytes
         .iter()
-        .position(|c| !c.is_ascii_whitespace() && *c != 0x0b)
+        .position(|c| !is_blank(*c))
         .ok_or_else(|| err("version string is empty"))?;
     let s = bytes.get(start..).unwrap_or_default();
-    let end = s
-        .iter()
-        .position(|c| *c == b' ' || *c == b'\t')
-        .unwrap_or(s.len());
+    let end = s.iter().position(|c| is_blank(*c)).unwrap_or(s.len());
     let (s, tail) = s.split_at(end);
-    if tail.iter().any(|c| *c != b' ' && *c != b'\t') {
+    if tail.iter().any(|c| !is_blank(*c)) {
         return Err(err("version string has embedded spaces"));
     }
 
@@ -104,6 +102,12 @@ fn parse(version: &str) -> Result<Parsed<'_>, VersionError> {
 /// The epoch as C's `strtol` reads it (optional sign, decimal digits), which must consume the
 /// whole text before the colon and land in `0..=i32::MAX`.
 fn parse_epoch(e: &[u8]) -> Result<i64, &'static str> {
+    // strtol skips leading white space (isspace, vertical tab included).
+    let skip = e
+        .iter()
+        .take_while(|c| c.is_ascii_whitespace() || **c == 0x0b)
+        .count();
+    let e = e.get(skip..).unwrap_or_default();
     let (negative, digits) = match e.first() {
         Some(b'+') => (false, e.get(1..).unwrap_or_default()),
         Some(b'-') => (true, e.get(1..).unwrap_or_default()),
@@ -137,6 +141,10 @@ fn parse_epoch(e: &[u8]) -> Result<i64, &'static str> {
         return Err("epoch in version is too big");
     }
     Ok(value)
+}
+
+fn is_blank(c: u8) -> bool {
+    c == b' ' || c == b'\t'
 }
 
 /// dpkg's `order()`: where a non-digit byte sorts. `~` below everything (even the end), the end
@@ -220,6 +228,8 @@ mod tests {
         assert_eq!(cmp("+1:0", "1:0"), Ordering::Equal);
         assert_eq!(cmp("-0:1", "1"), Ordering::Equal);
         assert_eq!(cmp("\n1:0", "1:0"), Ordering::Equal);
+        assert_eq!(cmp("\t1:0", "1:0"), Ordering::Equal);
+        assert_eq!(cmp("\n33-1", "33-1"), Ordering::Greater);
         assert_eq!(cmp("1:0\t ", "1:0"), Ordering::Equal);
         assert_eq!(cmp("1:1:1", "1:1"), Ordering::Greater);
         assert_eq!(

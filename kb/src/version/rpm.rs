@@ -7,8 +7,8 @@
 //!
 //! An EVR string `[epoch:]version[-release]` is split as rpm's `parseEVR` does: an epoch only when
 //! the string starts with ASCII digits (possibly none) followed by `:`; the release after the
-//! last `-`. As in `labelCompare`, a missing epoch is `0`, and a missing release sorts before any
-//! release, even an empty one (`1.0` < `1.0-`).
+//! last `-`. As in `labelCompare`, a missing epoch is `0`, a missing release sorts before any
+//! release, even an empty one (`1.0` < `1.0-`), and an empty version is refused (`-1`, `1:`).
 
 use super::VersionError;
 use std::cmp::Ordering;
@@ -45,13 +45,18 @@ fn split_evr(evr: &str) -> Result<Evr<'_>, VersionError> {
     } else {
         (&b"0"[..], s)
     };
-    Ok(match version_release.iter().rposition(|c| *c == b'-') {
+    let (version, release) = match version_release.iter().rposition(|c| *c == b'-') {
         Some(h) => {
             let (v, r) = version_release.split_at(h);
-            (epoch, v, Some(r.get(1..).unwrap_or_default()))
+            (v, Some(r.get(1..).unwrap_or_default()))
         }
-        None => (epoch, version_release, None),
-    })
+        None => (version_release, None),
+    };
+    if version.is_empty() {
+        // rpm refuses to compare an EVR without a version ("invalid version").
+        return Err(VersionError::invalid(ECOSYSTEM, evr, "version is empty"));
+    }
+    Ok((epoch, version, release))
 }
 
 /// Whether rpm treats `c` as part of a segment or as a marker (rpm's ctype is ASCII-only).
@@ -184,8 +189,11 @@ mod tests {
     }
 
     #[test]
-    fn rejects_nul_and_overlong() {
+    fn rejects_nul_empty_version_and_overlong() {
         assert!(compare("1\0", "1").is_err());
+        for v in ["", "-1", "1:", "1:-2", ":"] {
+            assert!(compare(v, "1").is_err(), "{v:?}");
+        }
         let long = "1".repeat(super::super::MAX_VERSION_LEN + 1);
         assert!(matches!(
             compare("1", &long),
@@ -203,9 +211,11 @@ mod tests {
 
         #[test]
         fn antisymmetric(a in "[0-9a-zA-Z._:~^+-]{0,20}", b in "[0-9a-zA-Z._:~^+-]{0,20}") {
-            let x = compare(&a, &b);
-            let y = compare(&b, &a);
-            prop_assert_eq!(x.map(Ordering::reverse), y);
+            match (compare(&a, &b), compare(&b, &a)) {
+                (Ok(x), Ok(y)) => prop_assert_eq!(x, y.reverse()),
+                (Err(_), Err(_)) => {}
+                (x, y) => prop_assert!(false, "one-sided error: {:?} {:?}", x, y),
+            }
         }
 
         #[test]
