@@ -142,3 +142,42 @@ fn alpine_pairs_agree() {
         ALPINE_TOLERATED,
     );
 }
+
+/// Prints what one comparison costs over the real-world pairs (no assertion: timings depend on
+/// the machine and the build profile; run with `--release -- --nocapture` for figures).
+#[test]
+fn comparison_cost() {
+    for (name, prefix, cmp) in [
+        ("dpkg", "debian-versions", dpkg::compare as Cmp),
+        ("rpm", "redhat-versions", rpm::compare as Cmp),
+        ("apk", "alpine-versions", apk::compare as Cmp),
+    ] {
+        let mut pairs = Vec::new();
+        for path in files(prefix) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for line in text
+                .lines()
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            {
+                let parts: Vec<&str> = line.split(' ').collect();
+                if parts.len() == 3 {
+                    pairs.push((parts[0].to_owned(), parts[2].to_owned()));
+                }
+            }
+        }
+        let rounds = 20;
+        let started = std::time::Instant::now();
+        let mut less = 0usize;
+        for _ in 0..rounds {
+            for (a, b) in &pairs {
+                if cmp(std::hint::black_box(a), std::hint::black_box(b)) == Ok(Ordering::Less) {
+                    less += 1;
+                }
+            }
+        }
+        let n = rounds * pairs.len();
+        let ns = started.elapsed().as_nanos() as f64 / n as f64;
+        eprintln!("{name}: {n} comparisons, {ns:.0} ns each ({less} less)");
+        assert!(less > 0);
+    }
+}
