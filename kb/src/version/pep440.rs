@@ -61,9 +61,13 @@ fn digits_end(b: &[u8], at: usize) -> usize {
 /// one matches, since what would follow it (`lpha`, `view`, `ev`) cannot continue a version.
 fn keyword(b: &[u8], at: usize, words: &[&str]) -> Option<(usize, usize)> {
     let rest = b.get(at..)?;
+    let first = rest.first()?.to_ascii_lowercase();
     words.iter().enumerate().find_map(|(i, w)| {
         let w = w.as_bytes();
-        (rest.len() >= w.len() && rest[..w.len()].eq_ignore_ascii_case(w)).then_some((i, w.len()))
+        (w.first() == Some(&first)
+            && rest.len() >= w.len()
+            && rest[..w.len()].eq_ignore_ascii_case(w))
+        .then_some((i, w.len()))
     })
 }
 
@@ -183,7 +187,15 @@ impl<'a> Pep440<'a> {
 fn cmp_digits(a: &str, b: &str) -> Ordering {
     let a = a.trim_start_matches('0');
     let b = b.trim_start_matches('0');
-    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+    // A byte loop, not `str::cmp`: these are a few bytes long, and the libc `memcmp` call that
+    // `str::cmp` makes dominated the comparison time.
+    a.len().cmp(&b.len()).then_with(|| {
+        a.bytes()
+            .zip(b.bytes())
+            .map(|(x, y)| x.cmp(&y))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
+    })
 }
 
 /// Release segments, the shorter padded with zeros (the same as packaging's dropping of
