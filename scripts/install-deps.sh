@@ -18,6 +18,8 @@ PACKAGES=(
     python3 bash coreutils
     # PEP 440 reference for kb's pep440 oracle test (packaging.version, seen by /usr/bin/python3)
     python3-packaging
+    # Maven's ComparableVersion (maven3-artifact.jar) and a JRE for kb's maven oracle test
+    default-jre-headless libmaven3-core-java
     # benchmark
     nmap time
     # building the workspace
