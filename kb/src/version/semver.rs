@@ -183,6 +183,12 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Strict SemVer 2.0.0: no leading zeros in numbers, non-empty identifiers.
+    const STRICT: &str = "(0|[1-9][0-9]{0,2})\\.(0|[1-9][0-9]{0,2})\\.(0|[1-9][0-9]{0,2})\
+        (-(0|[1-9][0-9]{0,2}|[0-9a-zA-Z-]{0,3}[a-zA-Z-][0-9a-zA-Z-]{0,3})\
+        (\\.(0|[1-9][0-9]{0,2}|[0-9a-zA-Z-]{0,3}[a-zA-Z-][0-9a-zA-Z-]{0,3})){0,3})?\
+        (\\+[0-9a-zA-Z-]{1,4}(\\.[0-9a-zA-Z-]{1,4}){0,2})?";
+
     fn cmp(a: &str, b: &str) -> Ordering {
         compare(a, b).unwrap_or_else(|e| panic!("{a} vs {b}: {e}"))
     }
@@ -247,6 +253,25 @@ mod tests {
         fn transitive(mut v in proptest::collection::vec("[0-9]{1,2}(\\.[0-9]{1,2}){0,4}(-[0-9a-c.]{0,4})?", 3)) {
             v.sort_by(|a, b| compare(a, b).unwrap_or(Ordering::Equal));
             prop_assert_ne!(compare(&v[0], &v[2]), Ok(Ordering::Greater));
+        }
+
+        /// For strict SemVer 2.0.0 versions the order is exactly SemVer precedence, as the
+        /// `semver` crate (dtolnay's) computes it.
+        #[test]
+        fn strict_versions_match_the_semver_crate(
+            a in STRICT, b in STRICT, same_core in any::<bool>(),
+        ) {
+            // Half the pairs share major.minor.patch so pre-release rules get exercised.
+            let b = if same_core {
+                let core_a = a.split(['-', '+']).next().unwrap_or("");
+                let rest_b = b.find(['-', '+']).map_or("", |i| &b[i..]);
+                format!("{core_a}{rest_b}")
+            } else {
+                b
+            };
+            let va = ::semver::Version::parse(&a).map_err(|e| TestCaseError::fail(format!("{a}: {e}")))?;
+            let vb = ::semver::Version::parse(&b).map_err(|e| TestCaseError::fail(format!("{b}: {e}")))?;
+            prop_assert_eq!(compare(&a, &b), Ok(va.cmp_precedence(&vb)), "{} vs {}", a, b);
         }
 
         #[test]
