@@ -142,25 +142,68 @@ impl<'a> Qualifier<'a> {
     }
 }
 
-#[derive(Debug)]
-enum Item<'a> {
+/// One token of a parsed version. Java builds a tree of `ListItem`s, but a sub-list is always
+/// the last item of its parent (nothing is added to a parent after a sub-list opens), so the tree
+/// is a chain: the version is stored flat, each `Open` starting the sub-list that ends its
+/// parent. One vector per version, no allocation per list.
+#[derive(Debug, Clone, Copy)]
+enum Token<'a> {
     Num(Num<'a>),
     Str(Qualifier<'a>),
-    List(Vec<Item<'a>>),
+    Open,
 }
 
-impl Item<'_> {
-    fn is_null(&self) -> bool {
+impl Token<'_> {
+    fn is_null_item(&self) -> bool {
         match self {
-            Item::Num(n) => n.is_null(),
-            Item::Str(q) => q.is_null(),
-            Item::List(l) => l.is_empty(),
+            Token::Num(n) => n.is_null(),
+            Token::Str(q) => q.is_null(),
+            Token::Open => false,
         }
     }
 }
 
-/// `ComparableVersion`'s `Item.compareTo`; `None` is Java's `null` (the shorter list's padding).
-fn cmp_item(a: &Item<'_>, b: Option<&Item<'_>>) -> Ordering {
+/// An item of a list, as Java's `Item`; `List` is a sub-list's tokens up to the version's end.
+#[derive(Clone, Copy)]
+enum Item<'s, 'a> {
+    Num(&'s Num<'a>),
+    Str(&'s Qualifier<'a>),
+    List(&'s [Token<'a>]),
+}
+
+/// The `i`th item of the list made of `tokens` (its own items, then its sub-list if any).
+fn item<'s, 'a>(tokens: &'s [Token<'a>], i: usize) -> Option<Item<'s, 'a>> {
+    match tokens.get(i)? {
+        Token::Num(n) => Some(Item::Num(n)),
+        Token::Str(q) => Some(Item::Str(q)),
+        Token::Open => Some(Item::List(tokens.get(i + 1..).unwrap_or(&[]))),
+    }
+}
+
+/// Java's `ListItem.compareTo`; `None` is Java's `null` (the shorter list's padding).
+fn cmp_list(l: &[Token<'_>], r: Option<&[Token<'_>]>) -> Ordering {
+    let mut i = 0;
+    loop {
+        let a = item(l, i);
+        let b = r.and_then(|r| item(r, i));
+        let o = match (a, b) {
+            (None, None) => return Ordering::Equal,
+            (Some(x), y) => cmp_item(x, y),
+            (None, Some(y)) => cmp_item(y, None).reverse(),
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+        // A sub-list is the last item: nothing follows it on either side.
+        if matches!(a, Some(Item::List(_))) || matches!(b, Some(Item::List(_))) {
+            return Ordering::Equal;
+        }
+        i += 1;
+    }
+}
+
+/// `ComparableVersion`'s `Item.compareTo`; `None` is Java's `null`.
+fn cmp_item(a: Item<'_, '_>, b: Option<Item<'_, '_>>) -> Ordering {
     use Ordering::{Equal, Greater, Less};
     match a {
         Item::Num(x) => match b {
@@ -180,110 +223,95 @@ fn cmp_item(a: &Item<'_>, b: Option<&Item<'_>>) -> Ordering {
             Some(Item::Str(r)) => q.cmp(r),
         },
         Item::List(l) => match b {
-            None => l
-                .iter()
-                .map(|i| cmp_item(i, None))
-                .find(|o| *o != Equal)
-                .unwrap_or(Equal),
+            // Every item against null (MNG-6964), which is what padding `l` with nulls gives.
+            None => cmp_list(l, None),
             Some(Item::Num(_)) => Less,
             Some(Item::Str(_)) => Greater,
-            Some(Item::List(r)) => {
-                let (mut li, mut ri) = (l.iter(), r.iter());
-                loop {
-                    let o = match (li.next(), ri.next()) {
-                        (None, None) => return Equal,
-                        (Some(x), y) => cmp_item(x, y),
-                        (None, Some(y)) => cmp_item(y, None).reverse(),
-                    };
-                    if o != Equal {
-                        return o;
-                    }
-                }
-            }
+            Some(Item::List(r)) => cmp_list(l, Some(r)),
         },
     }
 }
 
-/// Java's `ListItem.normalize`: drops trailing null items (`0`, ``, empty lists), looking past
-/// sub-lists but stopping at the first non-null number or qualifier.
-fn normalize(list: &mut Vec<Item<'_>>) {
-    let mut i = list.len();
-    while i > 0 {
-        i -= 1;
-        if list[i].is_null() {
-            list.remove(i);
-        } else if !matches!(list[i], Item::List(_)) {
-            break;
-        }
-    }
-}
-
 /// Java's `parseItem`.
-fn parse_item(digit: bool, buf: &str) -> Item<'_> {
+fn parse_item(digit: bool, buf: &str) -> Token<'_> {
     if digit {
-        Item::Num(Num::new(buf))
+        Token::Num(Num::new(buf))
     } else {
-        Item::Str(Qualifier::new(buf, false))
+        Token::Str(Qualifier::new(buf, false))
     }
 }
 
-/// Java's `parseVersion` over an already lower-cased ASCII string. The innermost list is the
-/// top of `stack`; a sub-list is always the last item of its parent (nothing is added to a parent
-/// after a sub-list opens), so each is attached to its parent when closed at the end.
+/// Pushes `Open`, after Java's `normalize` of the list it ends: null items (`0`, ``) just
+/// before a sub-list are removed (Java looks past a non-empty sub-list).
+fn open(tokens: &mut Vec<Token<'_>>) {
+    while tokens.last().is_some_and(Token::is_null_item) {
+        tokens.pop();
+    }
+    tokens.push(Token::Open);
+}
+
+/// Java's `parseVersion` over an already lower-cased ASCII string, into flat tokens, with
+/// `normalize` applied to every list: trailing null items go, and an empty sub-list goes with
+/// its `Open` (which may leave its parent with trailing nulls, removed in turn).
 ///
 /// `MNG_7644`: Maven 3.8.7's change (kept in 3.9) that reads a qualifier after a dot as if after
 /// a hyphen when it is followed by a digit or ends the version (`1.0.0.X1` is `1.0.0-X1`).
-fn parse<'a, const MNG_7644: bool>(v: &'a str) -> Vec<Item<'a>> {
+fn parse<'a, const MNG_7644: bool>(v: &'a str) -> Vec<Token<'a>> {
     let b = v.as_bytes();
-    let mut stack: Vec<Vec<Item<'a>>> = vec![Vec::new()];
-    let mut current: Vec<Item<'a>> = Vec::new();
+    let mut tokens: Vec<Token<'a>> = Vec::with_capacity(b.len() / 2 + 2);
+    // Whether the innermost list (the tokens after the last `Open`) is empty.
+    let list_empty = |t: &[Token<'_>]| matches!(t.last(), None | Some(Token::Open));
     let mut is_digit = false;
     let mut start = 0;
     for (i, &c) in b.iter().enumerate() {
         if c == b'.' || c == b'-' {
             if i == start {
-                current.push(Item::Num(Num::ZERO));
+                tokens.push(Token::Num(Num::ZERO));
             } else {
-                current.push(parse_item(is_digit, &v[start..i]));
+                tokens.push(parse_item(is_digit, &v[start..i]));
             }
             start = i + 1;
             if c == b'-' {
                 // A hyphen opens a sub-list.
-                stack.push(std::mem::take(&mut current));
+                open(&mut tokens);
             }
         } else if c.is_ascii_digit() {
             if !is_digit && i > start {
                 // letter -> digit transition: `a1` is `alpha-1`, in a sub-list.
-                if MNG_7644 && !current.is_empty() {
-                    stack.push(std::mem::take(&mut current));
+                if MNG_7644 && !list_empty(&tokens) {
+                    open(&mut tokens);
                 }
-                current.push(Item::Str(Qualifier::new(&v[start..i], true)));
+                tokens.push(Token::Str(Qualifier::new(&v[start..i], true)));
                 start = i;
-                stack.push(std::mem::take(&mut current));
+                open(&mut tokens);
             }
             is_digit = true;
         } else {
             if is_digit && i > start {
-                current.push(parse_item(true, &v[start..i]));
+                tokens.push(parse_item(true, &v[start..i]));
                 start = i;
-                stack.push(std::mem::take(&mut current));
+                open(&mut tokens);
             }
             is_digit = false;
         }
     }
     if b.len() > start {
-        if MNG_7644 && !is_digit && !current.is_empty() {
-            stack.push(std::mem::take(&mut current));
+        if MNG_7644 && !is_digit && !list_empty(&tokens) {
+            open(&mut tokens);
         }
-        current.push(parse_item(is_digit, &v[start..]));
+        tokens.push(parse_item(is_digit, &v[start..]));
     }
-    normalize(&mut current);
-    while let Some(mut parent) = stack.pop() {
-        parent.push(Item::List(current));
-        normalize(&mut parent);
-        current = parent;
+    loop {
+        while tokens.last().is_some_and(Token::is_null_item) {
+            tokens.pop();
+        }
+        if matches!(tokens.last(), Some(Token::Open)) {
+            tokens.pop();
+        } else {
+            break;
+        }
     }
-    current
+    tokens
 }
 
 fn lowered(version: &str) -> Result<Cow<'_, str>, VersionError> {
@@ -323,9 +351,9 @@ pub fn compare_3_8_7(a: &str, b: &str) -> Result<Ordering, VersionError> {
 fn compare_impl<const MNG_7644: bool>(a: &str, b: &str) -> Result<Ordering, VersionError> {
     let la = lowered(a)?;
     let lb = lowered(b)?;
-    let ia = Item::List(parse::<MNG_7644>(&la));
-    let ib = Item::List(parse::<MNG_7644>(&lb));
-    Ok(cmp_item(&ia, Some(&ib)))
+    let ta = parse::<MNG_7644>(&la);
+    let tb = parse::<MNG_7644>(&lb);
+    Ok(cmp_list(&ta, Some(&tb)))
 }
 
 #[cfg(test)]
