@@ -74,7 +74,11 @@ pub enum VersionError {
 }
 
 impl VersionError {
-    pub(crate) fn invalid(ecosystem: &'static str, version: &str, reason: impl Into<String>) -> Self {
+    pub(crate) fn invalid(
+        ecosystem: &'static str,
+        version: &str,
+        reason: impl Into<String>,
+    ) -> Self {
         let mut v: String = version.chars().take(64).collect();
         if v.len() < version.len() {
             v.push('…');
@@ -117,7 +121,10 @@ mod tests {
     #[test]
     fn osv_names_map_to_orderings() {
         assert_eq!(Ecosystem::from_osv("Debian:12"), Some(Ecosystem::Debian));
-        assert_eq!(Ecosystem::from_osv("Ubuntu:22.04:LTS"), Some(Ecosystem::Debian));
+        assert_eq!(
+            Ecosystem::from_osv("Ubuntu:22.04:LTS"),
+            Some(Ecosystem::Debian)
+        );
         assert_eq!(Ecosystem::from_osv("AlmaLinux:9"), Some(Ecosystem::Rpm));
         assert_eq!(Ecosystem::from_osv("crates.io"), Some(Ecosystem::Semver));
         assert_eq!(Ecosystem::from_osv("Hex"), None);
