@@ -11,11 +11,20 @@
 //! - each host has its own RTT estimator and congestion window: replies grow the window, a probe
 //!   that times out while a *later* probe to the same host was answered is taken as loss (or rate
 //!   limiting) and halves it; unanswered probes are retransmitted up to `retries` times;
-//! - a reply arriving after a port was given up as filtered still corrects it.
+//! - a reply arriving after a port was given up as filtered still corrects it;
+//! - a host that falls completely silent is paused and asked with liveness checks at growing
+//!   intervals, so a stall (a lost ARP exchange holds a neighbour for a second) is not mistaken
+//!   for filtering: probes held during a stall are retried free of charge.
 //!
-//! Needs only CAP_NET_RAW: one raw `IPPROTO_TCP` socket per address family sends bare TCP
-//! segments (the kernel adds the IP header) and receives copies of incoming TCP packets.
-//! The kernel answers each SYN-ACK with a RST, since no socket of ours owns the connection.
+//! How it stays fast: a timer heap and a queue of ready hosts make every send O(1) whatever the
+//! number of hosts, and one scheduler shard per core sends through its own send-only
+//! `IPPROTO_RAW` socket (on veth and bridges the kernel processes the target's answer inside the
+//! sender's system call, so one sender saturates one core). One raw `IPPROTO_TCP` socket per
+//! address family receives, polled rather than blocking so the kernel never wakes a waiter per
+//! packet; IPv6 probes go out through that socket too (the kernel adds the IPv6 header).
+//!
+//! Needs only CAP_NET_RAW. The kernel answers each SYN-ACK with a RST, since no socket of ours
+//! owns the connection.
 
 use crate::error::{NetscanError, Result};
 use crate::osguess::StackFingerprint;
