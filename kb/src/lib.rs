@@ -9,6 +9,7 @@
 //! So far: [`version`], exact per-ecosystem version comparison. OSV import and matching follow.
 #![forbid(unsafe_code)]
 
+pub mod osv;
 pub mod version;
 
 pub use version::{compare, Ecosystem, VersionError};
