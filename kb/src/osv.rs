@@ -391,6 +391,67 @@ impl Advisory {
         }
         out
     }
+
+    /// Whether `version` of package `name` in exactly `ecosystem` (release included, see
+    /// [`Affected::is_for`]) is affected, over every entry for that package: `None` when it is
+    /// not, or when the record is withdrawn. Errors as for [`Affected::affects`]: no entry says
+    /// "affected" and at least one could not be evaluated.
+    pub fn matches(
+        &self,
+        ecosystem: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<Match>, VersionError> {
+        if self.is_withdrawn() {
+            return Ok(None);
+        }
+        let ordering = Ecosystem::from_osv(ecosystem);
+        let mut failure = None;
+        let mut found: Option<Match> = None;
+        for entry in self.affected.iter().filter(|a| a.is_for(ecosystem, name)) {
+            match entry.affects(version) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    continue;
+                }
+            }
+            let fixed = entry.fixed_version(version);
+            found = Some(match found {
+                None => Match { fixed },
+                // Entries overlap rarely (one per branch is the norm); when they do, as for
+                // ranges: the highest fix, or none if any entry has none.
+                Some(prev) => Match {
+                    fixed: match (prev.fixed, fixed) {
+                        (Some(a), Some(b)) => Some(higher(ordering, a, b)),
+                        _ => None,
+                    },
+                },
+            });
+        }
+        match (found, failure) {
+            (Some(m), _) => Ok(Some(m)),
+            (None, Some(e)) => Err(e),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// An affected version: what a finding reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Match {
+    /// The version that fixes it; `None` when no fix is known.
+    pub fixed: Option<String>,
+}
+
+/// The higher of two fixed versions; the first when they cannot be ordered.
+fn higher(ordering: Option<Ecosystem>, a: String, b: String) -> String {
+    match ordering.map(|eco| version::compare(eco, &b, &a)) {
+        Some(Ok(Ordering::Greater)) => b,
+        _ => a,
+    }
 }
 
 /// Splits an OSV ecosystem into its name and release: `Debian:12` -> (`Debian`, `12`),
@@ -779,6 +840,33 @@ mod tests {
             "one holding range is unfixed"
         );
         assert_eq!(a.fixed_version("2.5.0"), None, "not affected");
+    }
+
+    #[test]
+    fn matches_combines_entries_of_one_package() {
+        let json = br#"{"id": "T-1", "modified": "m", "affected": [
+            {"package": {"ecosystem": "npm", "name": "p"},
+             "ranges": [{"type": "SEMVER", "events": [{"introduced": "1.5.0"}, {"fixed": "1.8.0"}]}]},
+            {"package": {"ecosystem": "npm", "name": "p"},
+             "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "2.0.0"}]}]},
+            {"package": {"ecosystem": "npm", "name": "p"},
+             "ranges": [{"type": "SEMVER", "events": [{"introduced": "bad"}]}]},
+            {"package": {"ecosystem": "npm", "name": "q"},
+             "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}]}]}]}"#;
+        let adv = parse_advisory(json).unwrap();
+        let fixed = |v| adv.matches("npm", "p", v).map(|m| m.map(|m| m.fixed));
+        assert_eq!(fixed("1.6.0"), Ok(Some(Some("2.0.0".to_owned()))));
+        assert_eq!(fixed("1.0.0"), Ok(Some(Some("2.0.0".to_owned()))));
+        assert!(
+            fixed("3.0.0").is_err(),
+            "the bad entry leaves 3.0.0 undecided"
+        );
+        assert_eq!(
+            adv.matches("npm", "q", "3.0.0").unwrap().unwrap().fixed,
+            None
+        );
+        assert_eq!(adv.matches("npm", "r", "3.0.0"), Ok(None));
+        assert_eq!(adv.matches("PyPI", "p", "1.0.0"), Ok(None));
     }
 
     #[test]

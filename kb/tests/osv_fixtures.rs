@@ -87,6 +87,12 @@ fn check(file: &str, cases: &[Case]) {
             want_fix,
             "{file}: {eco}/{name} {version}: fixed version"
         );
+        let m = adv.matches(eco, name, version).unwrap();
+        assert_eq!(
+            m.as_ref().map(|m| m.fixed.as_deref()),
+            want.then_some(want_fix),
+            "{file}: {eco}/{name} {version}: Advisory::matches"
+        );
     }
 }
 
@@ -724,6 +730,9 @@ fn limit_events() {
 fn withdrawn_records_are_reported_as_withdrawn() {
     let adv = load("GHSA-withdrawn.json");
     assert!(adv.is_withdrawn());
+    // Its ranges still read as affected, but a withdrawn record matches nothing.
+    assert_eq!(adv.affected[0].affects("1.0.0"), Ok(true));
+    assert_eq!(adv.matches("npm", "left-pad", "1.0.0"), Ok(None));
     assert_eq!(adv.withdrawn.as_deref(), Some("2023-05-01T12:00:00Z"));
     let withdrawn: Vec<String> = all_fixtures()
         .iter()
