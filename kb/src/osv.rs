@@ -25,8 +25,8 @@ use serde::{Deserialize, Deserializer};
 use std::cmp::Ordering;
 use std::fmt;
 
-/// Largest record accepted. The largest real OSV records (kernel CVEs with hundreds of commits)
-/// are a few hundred KiB; anything near this size is a broken or hostile feed.
+/// Largest record accepted. Real records are far smaller, even those listing hundreds of commits
+/// or versions; a record near this size is a broken or hostile feed.
 pub const MAX_RECORD_LEN: usize = 16 * 1024 * 1024;
 /// `summary` is cut to this many bytes (at a character boundary).
 pub const MAX_SUMMARY_LEN: usize = 1024;
