@@ -6,7 +6,9 @@
 //! apart lets it be tested against the reference implementations (dpkg, rpm, apk, PEP 440, Maven,
 //! SemVer) without dragging the scanners along.
 //!
-//! So far: [`version`], exact per-ecosystem version comparison. OSV import and matching follow.
+//! So far: [`version`], exact per-ecosystem version comparison, and [`osv`], the OSV advisory
+//! model with affected-range evaluation. Importing advisories into the store and matching host
+//! inventories against them follow.
 #![forbid(unsafe_code)]
 
 pub mod osv;
