@@ -10,6 +10,9 @@
 //! to install (`dpkg`, `python3-rpm`; scripts/install-deps.sh installs both).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::Rng;
+
 use picket_kb::version::{dpkg, rpm};
 use std::cmp::Ordering;
 use std::io::{Read, Write};
@@ -22,32 +25,6 @@ use std::time::Instant;
 const DPKG_PAIRS: usize = 10_000;
 const RPM_PAIRS: usize = 50_000;
 const SHOW: usize = 20;
-
-/// xorshift64*: tiny, seeded, good enough to spread test inputs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n as u64).unwrap()
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
 
 fn digits(rng: &mut Rng) -> String {
     let len = match rng.below(10) {

@@ -10,10 +10,12 @@
 //! common), and mutates some into invalid strings, where both sides must agree on validity.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::Rng;
+
 use picket_kb::version::pep440;
 use std::cmp::Ordering;
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 const PYTHON: &str = "/usr/bin/python3";
@@ -42,29 +44,6 @@ for line in sys.stdin:
         out.append("<" if a < b else (">" if a > b else "="))
 sys.stdout.write("\n".join(out) + "\n")
 "#;
-
-/// xorshift64*: tiny, seeded, good enough to spread test inputs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
 
 /// A version's content; rendering picks a random spelling of it.
 #[derive(Clone)]
@@ -309,21 +288,10 @@ fn ours(a: &str, b: &str) -> String {
 }
 
 fn fixture_pairs() -> Vec<(String, String)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/version-order");
-    let mut pairs = Vec::new();
-    for name in ["pypi-versions.txt", "pypi-versions-generated.txt"] {
-        let text = std::fs::read_to_string(dir.join(name)).unwrap();
-        for line in text.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') || line.starts_with("//") {
-                continue;
-            }
-            let parts: Vec<&str> = line.split(' ').collect();
-            if parts.len() == 3 {
-                pairs.push((parts[0].to_string(), parts[2].to_string()));
-            }
-        }
-    }
-    pairs
+    common::read_pairs("pypi-versions")
+        .into_iter()
+        .map(|p| (p.a, p.b))
+        .collect()
 }
 
 #[test]

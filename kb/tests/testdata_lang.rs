@@ -4,9 +4,10 @@
 //! reference implementation itself).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use picket_kb::version::{maven, pep440, semver, VersionError};
 use std::cmp::Ordering;
-use std::path::PathBuf;
 
 type Compare = fn(&str, &str) -> Result<Ordering, VersionError>;
 
@@ -98,73 +99,44 @@ const SKIPPED_PAIRS: &[(&str, &str, &str)] = &[(
      and order 1-1 above it",
 )];
 
-fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/version-order")
-}
-
 /// Checks every pair of every file whose name starts with `prefix`; returns the pairs checked.
 fn check(prefix: &str, compare: Compare) -> usize {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(data_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy();
-            name.starts_with(prefix) && name.ends_with(".txt")
-        })
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no {prefix}*.txt fixtures");
     let mut checked = 0;
     let mut skipped = 0;
     let mut failures = Vec::new();
-    for path in &files {
-        let file = path.file_name().unwrap().to_string_lossy().into_owned();
-        let text = std::fs::read_to_string(path).unwrap();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with("//") {
-                continue;
-            }
-            if SKIPPED_PAIRS
-                .iter()
-                .any(|(f, l, _)| *f == file && *l == line)
-            {
-                skipped += 1;
-                continue;
-            }
-            let parts: Vec<&str> = line.split(' ').collect();
-            assert_eq!(parts.len(), 3, "{file}:{}: malformed line {line:?}", n + 1);
-            let (a, op, b) = (parts[0], parts[1], parts[2]);
-            let want = match op {
-                "<" => Ordering::Less,
-                "=" => Ordering::Equal,
-                ">" => Ordering::Greater,
-                _ => panic!("{file}:{}: bad operator in {line:?}", n + 1),
-            };
-            let legacy: Vec<&str> = [a, b]
-                .into_iter()
-                .filter(|v| prefix == "pypi-versions" && LEGACY_PYPI.contains(v))
-                .collect();
-            if !legacy.is_empty() {
-                for v in legacy {
-                    if compare(v, v).is_ok() {
-                        failures.push(format!("{file}:{}: {v:?} should be invalid", n + 1));
-                    }
+    for p in common::read_pairs(prefix) {
+        let (file, n, line) = (p.file.as_str(), p.line_no, p.line.as_str());
+        let (a, b, want) = (p.a.as_str(), p.b.as_str(), p.want);
+        if SKIPPED_PAIRS
+            .iter()
+            .any(|(f, l, _)| *f == file && *l == line)
+        {
+            skipped += 1;
+            continue;
+        }
+        let legacy: Vec<&str> = [a, b]
+            .into_iter()
+            .filter(|v| prefix == "pypi-versions" && LEGACY_PYPI.contains(v))
+            .collect();
+        if !legacy.is_empty() {
+            for v in legacy {
+                if compare(v, v).is_ok() {
+                    failures.push(format!("{file}:{n}: {v:?} should be invalid"));
                 }
-                skipped += 1;
-                continue;
             }
-            checked += 1;
-            match compare(a, b) {
-                Ok(got) if got == want => {}
-                Ok(got) => failures.push(format!("{file}:{}: {line}  (got {got:?})", n + 1)),
-                Err(e) => failures.push(format!("{file}:{}: {line}  (error: {e})", n + 1)),
-            }
-            // The reverse must agree too.
-            if let Ok(got) = compare(b, a) {
-                if got != want.reverse() {
-                    failures.push(format!("{file}:{}: reversed {line}  (got {got:?})", n + 1));
-                }
+            skipped += 1;
+            continue;
+        }
+        checked += 1;
+        match compare(a, b) {
+            Ok(got) if got == want => {}
+            Ok(got) => failures.push(format!("{file}:{n}: {line}  (got {got:?})")),
+            Err(e) => failures.push(format!("{file}:{n}: {line}  (error: {e})")),
+        }
+        // The reverse must agree too.
+        if let Ok(got) = compare(b, a) {
+            if got != want.reverse() {
+                failures.push(format!("{file}:{n}: reversed {line}  (got {got:?})"));
             }
         }
     }

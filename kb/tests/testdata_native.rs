@@ -10,9 +10,10 @@
 //! line is printed, and their number is pinned so that a change shows up.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use picket_kb::version::{apk, dpkg, rpm, VersionError};
 use std::cmp::Ordering;
-use std::path::PathBuf;
 
 type Cmp = fn(&str, &str) -> Result<Ordering, VersionError>;
 
@@ -29,24 +30,6 @@ fn apk_invalid(a: &str, b: &str) -> bool {
     !apk::is_valid(a) || !apk::is_valid(b)
 }
 
-fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/version-order")
-}
-
-fn files(prefix: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(data_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            name.starts_with(prefix) && name.ends_with(".txt")
-        })
-        .collect();
-    v.sort();
-    assert!(!v.is_empty(), "no {prefix}*.txt under {:?}", data_dir());
-    v
-}
-
 struct Outcome {
     checked: usize,
     disagreements: Vec<String>,
@@ -59,39 +42,23 @@ fn run(prefix: &str, cmp: Cmp, tolerate: Tolerate) -> Outcome {
         disagreements: Vec::new(),
         tolerated: Vec::new(),
     };
-    for path in files(prefix) {
-        let text = std::fs::read_to_string(&path).unwrap();
-        let fname = path.file_name().unwrap().to_string_lossy().into_owned();
-        for (n, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let parts: Vec<&str> = line.split(' ').collect();
-            assert_eq!(parts.len(), 3, "{fname}:{}: malformed line {line:?}", n + 1);
-            let (a, op, b) = (parts[0], parts[1], parts[2]);
-            let want = match op {
-                "<" => Ordering::Less,
-                "=" => Ordering::Equal,
-                ">" => Ordering::Greater,
-                _ => panic!("{fname}:{}: unknown operator {op:?}", n + 1),
+    for p in common::read_pairs(prefix) {
+        let (a, b, want) = (p.a.as_str(), p.b.as_str(), p.want);
+        let fwd = cmp(a, b);
+        let back = cmp(b, a);
+        let agrees =
+            fwd.as_ref().ok() == Some(&want) && back.as_ref().ok() == Some(&want.reverse());
+        out.checked += 1;
+        if !agrees {
+            let list = if tolerate(a, b) {
+                &mut out.tolerated
+            } else {
+                &mut out.disagreements
             };
-            let fwd = cmp(a, b);
-            let back = cmp(b, a);
-            let agrees =
-                fwd.as_ref().ok() == Some(&want) && back.as_ref().ok() == Some(&want.reverse());
-            out.checked += 1;
-            if !agrees {
-                let list = if tolerate(a, b) {
-                    &mut out.tolerated
-                } else {
-                    &mut out.disagreements
-                };
-                list.push(format!(
-                    "{fname}:{}: {line}: got {a} vs {b} = {fwd:?}, {b} vs {a} = {back:?}",
-                    n + 1
-                ));
-            }
+            list.push(format!(
+                "{}:{}: {}: got {a} vs {b} = {fwd:?}, {b} vs {a} = {back:?}",
+                p.file, p.line_no, p.line
+            ));
         }
     }
     out
@@ -152,19 +119,10 @@ fn comparison_cost() {
         ("rpm", "redhat-versions", rpm::compare as Cmp),
         ("apk", "alpine-versions", apk::compare as Cmp),
     ] {
-        let mut pairs = Vec::new();
-        for path in files(prefix) {
-            let text = std::fs::read_to_string(&path).unwrap();
-            for line in text
-                .lines()
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            {
-                let parts: Vec<&str> = line.split(' ').collect();
-                if parts.len() == 3 {
-                    pairs.push((parts[0].to_owned(), parts[2].to_owned()));
-                }
-            }
-        }
+        let pairs: Vec<(String, String)> = common::read_pairs(prefix)
+            .into_iter()
+            .map(|p| (p.a, p.b))
+            .collect();
         let rounds = 20;
         let started = std::time::Instant::now();
         let mut less = 0usize;
