@@ -114,6 +114,53 @@ pub fn compare(ecosystem: Ecosystem, a: &str, b: &str) -> Result<Ordering, Versi
     }
 }
 
+/// The laws every comparator's property tests check, with inputs each module draws from its own
+/// grammar.
+#[cfg(test)]
+pub(crate) mod laws {
+    use super::VersionError;
+    use proptest::prelude::*;
+    use std::cmp::Ordering;
+
+    pub(crate) type Compare = fn(&str, &str) -> Result<Ordering, VersionError>;
+
+    /// A version the grammar accepts equals itself.
+    pub(crate) fn reflexive(compare: Compare, a: &str) -> Result<(), TestCaseError> {
+        if let Ok(o) = compare(a, a) {
+            prop_assert_eq!(o, Ordering::Equal, "{:?} vs itself", a);
+        }
+        Ok(())
+    }
+
+    /// Both directions agree (`a < b` exactly when `b > a`), or both refuse the pair.
+    pub(crate) fn antisymmetric(compare: Compare, a: &str, b: &str) -> Result<(), TestCaseError> {
+        match (compare(a, b), compare(b, a)) {
+            (Ok(x), Ok(y)) => prop_assert_eq!(x, y.reverse(), "{:?} vs {:?}", a, b),
+            (Err(_), Err(_)) => {}
+            (x, y) => prop_assert!(false, "one-sided error: {:?} {:?}", x, y),
+        }
+        Ok(())
+    }
+
+    /// For two versions the grammar must accept: both valid, reflexive and antisymmetric.
+    pub(crate) fn valid_pair(compare: Compare, a: &str, b: &str) -> Result<(), TestCaseError> {
+        prop_assert_eq!(compare(a, a), Ok(Ordering::Equal));
+        let ab = compare(a, b).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let ba = compare(b, a).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(ab, ba.reverse(), "{:?} vs {:?}", a, b);
+        Ok(())
+    }
+
+    /// After sorting three versions, the first is not above the last.
+    pub(crate) fn transitive(compare: Compare, v: &mut [String]) -> Result<(), TestCaseError> {
+        v.sort_by(|a, b| compare(a, b).unwrap_or(Ordering::Equal));
+        if let (Some(first), Some(last)) = (v.first(), v.last()) {
+            prop_assert_ne!(compare(first, last), Ok(Ordering::Greater));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -181,6 +181,7 @@ pub fn compare(a: &str, b: &str) -> Result<Ordering, VersionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::version::laws;
     use proptest::prelude::*;
 
     /// Strict SemVer 2.0.0: no leading zeros in numbers, non-empty identifiers.
@@ -243,16 +244,12 @@ mod tests {
         #[test]
         fn reflexive_and_antisymmetric(a in "v?[0-9]{1,3}(\\.[0-9]{1,3}){0,4}(-[0-9a-zA-Z.-]{0,8})?(\\+[0-9a-z.]{0,5})?",
                                        b in "v?[0-9]{1,3}(\\.[0-9]{1,3}){0,4}(-[0-9a-zA-Z.-]{0,8})?(\\+[0-9a-z.]{0,5})?") {
-            prop_assert_eq!(compare(&a, &a), Ok(Ordering::Equal));
-            let ab = compare(&a, &b).map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let ba = compare(&b, &a).map_err(|e| TestCaseError::fail(e.to_string()))?;
-            prop_assert_eq!(ab, ba.reverse());
+            laws::valid_pair(compare, &a, &b)?;
         }
 
         #[test]
         fn transitive(mut v in proptest::collection::vec("[0-9]{1,2}(\\.[0-9]{1,2}){0,4}(-[0-9a-c.]{0,4})?", 3)) {
-            v.sort_by(|a, b| compare(a, b).unwrap_or(Ordering::Equal));
-            prop_assert_ne!(compare(&v[0], &v[2]), Ok(Ordering::Greater));
+            laws::transitive(compare, &mut v)?;
         }
 
         /// For strict SemVer 2.0.0 versions the order is exactly SemVer precedence, as the
