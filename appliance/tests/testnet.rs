@@ -117,10 +117,8 @@ fn discovery_of_the_lan_matches_ground_truth() {
     }
 }
 
-#[test]
-fn tcp_ports_of_the_lan_match_ground_truth() {
-    let Some(net) = testnet() else { return };
-    let _x = exclusive();
+/// Scans TCP 1-12000 of the whole /24 and compares the open ports with the ground truth.
+fn lan_ports_match_truth(net: &TestNet, label: &str, timeout: Duration) {
     let store = store();
     let (report, _) = net.scan_net(
         store.path(),
@@ -131,10 +129,17 @@ fn tcp_ports_of_the_lan_match_ground_truth() {
             "--no-service",
             "--no-rdns",
         ],
-        Duration::from_secs(300),
+        timeout,
     );
     let diffs = port_differences(&report, &net.truth.subnet_hosts(), &scanner_addrs(net));
-    assert_no_differences("198.18.0.0/24 tcp 1-12000", &diffs);
+    assert_no_differences(label, &diffs);
+}
+
+#[test]
+fn tcp_ports_of_the_lan_match_ground_truth() {
+    let Some(net) = testnet() else { return };
+    let _x = exclusive();
+    lan_ports_match_truth(net, "198.18.0.0/24 tcp 1-12000", Duration::from_secs(300));
 }
 
 #[test]
@@ -142,20 +147,11 @@ fn tcp_ports_of_the_lan_match_ground_truth_with_one_percent_loss() {
     let Some(net) = testnet() else { return };
     let _x = exclusive();
     let _loss = net.loss(1);
-    let store = store();
-    let (report, _) = net.scan_net(
-        store.path(),
-        &[
-            "198.18.0.0/24",
-            "--ports",
-            LAN_PORTS,
-            "--no-service",
-            "--no-rdns",
-        ],
+    lan_ports_match_truth(
+        net,
+        "198.18.0.0/24 tcp 1-12000 with 1% loss",
         Duration::from_secs(400),
     );
-    let diffs = port_differences(&report, &net.truth.subnet_hosts(), &scanner_addrs(net));
-    assert_no_differences("198.18.0.0/24 tcp 1-12000 with 1% loss", &diffs);
 }
 
 #[test]
