@@ -316,6 +316,128 @@ pub struct ScanStats {
     pub duration_ms: u64,
 }
 
+/// The operating system of a scanned host, from its `/etc/os-release`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OsRelease {
+    /// `ID`: `debian`, `ubuntu`, `rocky`, `almalinux`, `rhel`, `alpine`...
+    pub id: String,
+    /// `VERSION_ID`: `12`, `22.04`, `9.4`, `3.20.3`.
+    pub version_id: String,
+    /// `PRETTY_NAME` (or `NAME` when there is none).
+    pub name: String,
+    /// `ID_LIKE`, split on spaces.
+    pub id_like: Vec<String>,
+    /// `VERSION_CODENAME`, when given.
+    pub codename: Option<String>,
+}
+
+/// An installed package, as the contract defines it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Package {
+    pub name: String,
+    /// The full version as the package manager orders it (dpkg: `[epoch:]upstream[-revision]`;
+    /// rpm: `[epoch:]version-release`; apk: `version-rREL`).
+    pub version: String,
+    pub arch: String,
+    /// The source package (Debian `Source:`, rpm's source rpm name, apk's origin); the binary name
+    /// when the package is its own source.
+    pub source_name: String,
+    pub source_version: String,
+    /// OSV ecosystem with release, e.g. `Debian:12`, `Rocky Linux:9`, `Alpine:v3.20`.
+    pub ecosystem: String,
+}
+
+/// A listening socket on a scanned host.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ListeningSocket {
+    pub protocol: Protocol,
+    /// Local address as `ss` shows it (`0.0.0.0`, `::`, `127.0.0.1`, `*`).
+    pub address: String,
+    pub port: u16,
+    /// Process name, when the account we ran as may see it.
+    pub process: Option<String>,
+}
+
+/// Whether a host in a host scan was inventoried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostScanStatus {
+    /// Connected, inventoried, matched.
+    Ok,
+    /// The scan of this host failed; `error` says why. Other hosts are unaffected.
+    Failed,
+}
+
+/// One host of a host (SSH) scan: the contract's `host` object, plus the target as given and
+/// the outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostInfo {
+    /// The target as the user gave it (`ssh://root@198.18.0.10`).
+    pub target: String,
+    /// The address connected to.
+    pub address: String,
+    pub status: HostScanStatus,
+    /// Why the scan of this host failed (status `failed`).
+    pub error: Option<String>,
+    pub os: Option<OsRelease>,
+    /// `uname -r` of the running kernel.
+    pub kernel: Option<String>,
+    /// The package manager whose database was read: `dpkg`, `rpm` or `apk`.
+    pub package_manager: Option<String>,
+    pub packages: Vec<Package>,
+    pub listening: Vec<ListeningSocket>,
+    /// SHA-256 fingerprint of the host key, as OpenSSH prints it (`SHA256:...`).
+    pub host_key: Option<String>,
+    /// How long this host took, connect to match.
+    pub duration_ms: u64,
+}
+
+/// A finding of a host scan: the contract's finding plus, for package findings, the package,
+/// installed and fixed versions and the advisory (null for configuration findings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFinding {
+    pub id: String,
+    pub title: String,
+    pub severity: Severity,
+    pub cwe: Vec<u32>,
+    pub cve: Vec<String>,
+    pub asset: Asset,
+    pub evidence: String,
+    pub remediation: String,
+    pub package: Option<String>,
+    pub installed_version: Option<String>,
+    /// `None` when no fix is known (an unfixed advisory).
+    pub fixed_version: Option<String>,
+    /// The advisory id (`DSA-5678-1`, `DEBIAN-CVE-2024-1234`, `RLSA-2024:1234`, `GHSA-...`).
+    pub advisory: Option<String>,
+    /// The advisory's other ids (CVE, GHSA...).
+    pub aliases: Vec<String>,
+}
+
+/// Counters of a host scan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostScanStats {
+    pub targets: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub packages: u64,
+    /// Advisories in the knowledge base when the scan matched.
+    pub kb_advisories: u64,
+    pub duration_ms: u64,
+}
+
+/// A whole host-scan report (`picket scan host --format json`). `host` is the contract's object
+/// and is set when exactly one target was scanned; `hosts` lists every target, failed ones too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostReport {
+    pub picket_version: String,
+    pub scan: ScanMeta,
+    pub host: Option<HostInfo>,
+    pub hosts: Vec<HostInfo>,
+    pub findings: Vec<HostFinding>,
+    pub stats: HostScanStats,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
