@@ -423,6 +423,8 @@ pub struct HostScanStats {
     pub packages: u64,
     /// Advisories in the knowledge base when the scan matched.
     pub kb_advisories: u64,
+    /// Time spent matching packages against the knowledge base, all hosts together.
+    pub matching_ms: u64,
     pub duration_ms: u64,
 }
 
