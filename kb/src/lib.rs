@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod osv;
+pub mod record;
 pub mod version;
 
 pub use version::{compare, Ecosystem, VersionError};

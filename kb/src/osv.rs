@@ -21,7 +21,7 @@
 
 use crate::version::{self, Ecosystem, VersionError};
 use serde::de::{IgnoredAny, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -147,6 +147,7 @@ pub struct Range {
     /// The repository of a `GIT` range.
     #[serde(default)]
     pub repo: Option<String>,
+    #[serde(deserialize_with = "json_events")]
     pub events: Vec<Event>,
     #[serde(default)]
     pub database_specific: Option<serde_json::Value>,
@@ -176,8 +177,10 @@ impl From<String> for RangeType {
 
 /// One range event. The schema requires exactly one of the four keys per event object; any
 /// other shape is refused at parse time rather than guessed at.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "RawEvent")]
+///
+/// The derived serde impls are the store's (postcard) encoding; JSON events are read through
+/// [`RawEvent`] by `Range`'s deserializer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
     /// `"0"` means "from the first version".
     Introduced(String),
@@ -199,6 +202,13 @@ struct RawEvent {
     last_affected: Option<String>,
     #[serde(default)]
     limit: Option<String>,
+}
+
+fn json_events<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Event>, D::Error> {
+    Vec::<RawEvent>::deserialize(d)?
+        .into_iter()
+        .map(|raw| Event::try_from(raw).map_err(serde::de::Error::custom))
+        .collect()
 }
 
 impl TryFrom<RawEvent> for Event {
@@ -406,35 +416,17 @@ impl Advisory {
             return Ok(None);
         }
         let ordering = Ecosystem::from_osv(ecosystem);
-        let mut failure = None;
-        let mut found: Option<Match> = None;
-        for entry in self.affected.iter().filter(|a| a.is_for(ecosystem, name)) {
-            match entry.affects(version) {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(e) => {
-                    failure.get_or_insert(e);
-                    continue;
-                }
-            }
-            let fixed = entry.fixed_version(version);
-            found = Some(match found {
-                None => Match { fixed },
-                // Entries overlap rarely (one per branch is the norm); when they do, as for
-                // ranges: the highest fix, or none if any entry has none.
-                Some(prev) => Match {
-                    fixed: match (prev.fixed, fixed) {
-                        (Some(a), Some(b)) => Some(higher(ordering, a, b)),
-                        _ => None,
-                    },
-                },
-            });
-        }
-        match (found, failure) {
-            (Some(m), _) => Ok(Some(m)),
-            (None, Some(e)) => Err(e),
-            (None, None) => Ok(None),
-        }
+        fold_entries(
+            ordering,
+            self.affected
+                .iter()
+                .filter(|a| a.is_for(ecosystem, name))
+                .map(|entry| {
+                    Ok(entry
+                        .affects(version)?
+                        .then(|| entry.fixed_version(version)))
+                }),
+        )
     }
 }
 
@@ -468,7 +460,7 @@ pub fn ecosystem_release(eco: &str) -> (&str, Option<&str>) {
 }
 
 /// PEP 503 normalisation: PyPI names are case-insensitive and treat runs of `-`, `_`, `.` alike.
-fn pypi_normalize(name: &str) -> String {
+pub(crate) fn pypi_normalize(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut in_sep = false;
     for c in name.chars() {
@@ -518,19 +510,6 @@ impl Affected {
             .and_then(|p| Ecosystem::from_osv(&p.ecosystem))
     }
 
-    /// Whether `version` is listed in `versions`: as the same string, or, when the ecosystem is
-    /// ordered, as an equal version (PEP 440's `1.0` is `1.0.0`; dpkg's `0:1.0` is `1.0`).
-    /// Listed strings the ordering rejects only match as strings.
-    fn listed(&self, version: &str) -> bool {
-        let ordering = self.ordering();
-        self.versions.iter().any(|listed| {
-            listed == version
-                || ordering.is_some_and(|eco| {
-                    version::compare(eco, listed, version) == Ok(Ordering::Equal)
-                })
-        })
-    }
-
     /// The ranges we can evaluate, each with its ordering.
     fn orderable_ranges(&self) -> impl Iterator<Item = (Ecosystem, &Range)> {
         let package = self.ordering();
@@ -548,23 +527,12 @@ impl Affected {
     /// `version` or a version in the record is invalid for the ordering: the answer is unknown,
     /// not "no".
     pub fn affects(&self, version: &str) -> Result<bool, VersionError> {
-        if self.listed(version) {
-            return Ok(true);
-        }
-        let mut failure = None;
-        for (eco, range) in self.orderable_ranges() {
-            match evaluate(eco, &range.events, version) {
-                Ok(v) if v.affected => return Ok(true),
-                Ok(_) => {}
-                Err(e) => {
-                    failure.get_or_insert(e);
-                }
-            }
-        }
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(false),
-        }
+        entry_affects(
+            self.ordering(),
+            &self.versions,
+            self.orderable_ranges().map(|(eco, r)| (eco, r.events.as_slice())),
+            version,
+        )
     }
 
     /// The version that fixes `version`: the `fixed` event closing the range interval that holds
@@ -573,19 +541,102 @@ impl Affected {
     /// (`last_affected`, or open-ended), when `version` is not in any range, or when it cannot be
     /// evaluated.
     pub fn fixed_version(&self, version: &str) -> Option<String> {
-        let mut best: Option<(Ecosystem, &str)> = None;
-        for (eco, range) in self.orderable_ranges() {
-            let verdict = match evaluate(eco, &range.events, version) {
-                Ok(v) if v.affected => v,
-                _ => continue,
-            };
-            let fix = verdict.fixed?;
-            best = match best {
-                Some((_, old)) if version::compare(eco, fix, old) != Ok(Ordering::Greater) => best,
-                _ => Some((eco, fix)),
-            };
+        entry_fixed(
+            self.orderable_ranges().map(|(eco, r)| (eco, r.events.as_slice())),
+            version,
+        )
+    }
+}
+
+/// [`Affected::affects`] over the parts of an entry, shared with the store's compact form
+/// ([`crate::record::KbEntry`]) so that both decide exactly alike.
+pub(crate) fn entry_affects<'a>(
+    ordering: Option<Ecosystem>,
+    versions: &[String],
+    ranges: impl Iterator<Item = (Ecosystem, &'a [Event])>,
+    version: &str,
+) -> Result<bool, VersionError> {
+    // Listed as the same string, or, when the ecosystem is ordered, as an equal version (PEP
+    // 440's `1.0` is `1.0.0`; dpkg's `0:1.0` is `1.0`). Listed strings the ordering rejects only
+    // match as strings.
+    let listed = versions.iter().any(|listed| {
+        listed == version
+            || ordering
+                .is_some_and(|eco| version::compare(eco, listed, version) == Ok(Ordering::Equal))
+    });
+    if listed {
+        return Ok(true);
+    }
+    let mut failure = None;
+    for (eco, events) in ranges {
+        match evaluate(eco, events, version) {
+            Ok(v) if v.affected => return Ok(true),
+            Ok(_) => {}
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
         }
-        best.map(|(_, fix)| fix.to_owned())
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(false),
+    }
+}
+
+/// [`Affected::fixed_version`] over an entry's ranges.
+pub(crate) fn entry_fixed<'a>(
+    ranges: impl Iterator<Item = (Ecosystem, &'a [Event])>,
+    version: &str,
+) -> Option<String> {
+    let mut best: Option<(Ecosystem, &str)> = None;
+    for (eco, events) in ranges {
+        let verdict = match evaluate(eco, events, version) {
+            Ok(v) if v.affected => v,
+            _ => continue,
+        };
+        let fix = verdict.fixed?;
+        best = match best {
+            Some((_, old)) if version::compare(eco, fix, old) != Ok(Ordering::Greater) => best,
+            _ => Some((eco, fix)),
+        };
+    }
+    best.map(|(_, fix)| fix.to_owned())
+}
+
+/// Folds the per-entry verdicts of one package into one match, as [`Advisory::matches`]
+/// defines: affected when any entry is; the highest fix, or none if any affected entry has none;
+/// an error only when nothing matched and some entry could not be evaluated.
+pub(crate) fn fold_entries(
+    ordering: Option<Ecosystem>,
+    verdicts: impl Iterator<Item = Result<Option<Option<String>>, VersionError>>,
+) -> Result<Option<Match>, VersionError> {
+    let mut failure = None;
+    let mut found: Option<Match> = None;
+    for verdict in verdicts {
+        let fixed = match verdict {
+            Ok(Some(fixed)) => fixed,
+            Ok(None) => continue,
+            Err(e) => {
+                failure.get_or_insert(e);
+                continue;
+            }
+        };
+        found = Some(match found {
+            None => Match { fixed },
+            // Entries overlap rarely (one per branch is the norm); when they do, as for
+            // ranges: the highest fix, or none if any entry has none.
+            Some(prev) => Match {
+                fixed: match (prev.fixed, fixed) {
+                    (Some(a), Some(b)) => Some(higher(ordering, a, b)),
+                    _ => None,
+                },
+            },
+        });
+    }
+    match (found, failure) {
+        (Some(m), _) => Ok(Some(m)),
+        (None, Some(e)) => Err(e),
+        (None, None) => Ok(None),
     }
 }
 
