@@ -13,6 +13,7 @@
 
 pub mod osv;
 pub mod record;
+pub mod source;
 pub mod version;
 
 pub use version::{compare, Ecosystem, VersionError};
