@@ -11,6 +11,7 @@
 //! inventories against them follow.
 #![forbid(unsafe_code)]
 
+pub mod distro;
 pub mod osv;
 pub mod record;
 pub mod source;

@@ -530,7 +530,8 @@ impl Affected {
         entry_affects(
             self.ordering(),
             &self.versions,
-            self.orderable_ranges().map(|(eco, r)| (eco, r.events.as_slice())),
+            self.orderable_ranges()
+                .map(|(eco, r)| (eco, r.events.as_slice())),
             version,
         )
     }
@@ -542,7 +543,8 @@ impl Affected {
     /// evaluated.
     pub fn fixed_version(&self, version: &str) -> Option<String> {
         entry_fixed(
-            self.orderable_ranges().map(|(eco, r)| (eco, r.events.as_slice())),
+            self.orderable_ranges()
+                .map(|(eco, r)| (eco, r.events.as_slice())),
             version,
         )
     }

@@ -282,10 +282,7 @@ pub fn severity_of(adv: &Advisory) -> (Severity, String) {
         }
     }
     match best {
-        Some((v, score, _)) => (
-            cvss_level(score),
-            format!("CVSS_V{v} {score:.1}"),
-        ),
+        Some((v, score, _)) => (cvss_level(score), format!("CVSS_V{v} {score:.1}")),
         None => (Severity::Medium, "unknown".to_owned()),
     }
 }
@@ -339,14 +336,21 @@ mod tests {
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;
             }
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
             let adv = fixture(name);
             let (kb, pkgs) = from_osv(&adv).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(kb.packages.len(), pkgs.len());
             for pkg in &pkgs {
                 // Every version the record mentions, and a few around them.
                 let mut probes: Vec<String> = vec!["0".into(), "0.0.1".into(), "99999".into()];
-                for a in adv.affected.iter().filter(|a| a.is_for(&pkg.ecosystem, &pkg.name)) {
+                for a in adv
+                    .affected
+                    .iter()
+                    .filter(|a| a.is_for(&pkg.ecosystem, &pkg.name))
+                {
                     probes.extend(a.versions.iter().cloned());
                     for r in &a.ranges {
                         for e in &r.events {

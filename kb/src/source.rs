@@ -210,7 +210,9 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn collect(path: &Path) -> (Vec<(String, Result<String, String>)>, Vec<String>) {
+    type Collected = (Vec<(String, Result<String, String>)>, Vec<String>);
+
+    fn collect(path: &Path) -> Collected {
         let mut out = Vec::new();
         let errors = read_records(path, &mut |r| {
             out.push((
@@ -227,7 +229,8 @@ mod tests {
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated);
         for (name, bytes) in entries {
-            zip.start_file(*name, opts).unwrap_or_else(|e| panic!("{e}"));
+            zip.start_file(*name, opts)
+                .unwrap_or_else(|e| panic!("{e}"));
             zip.write_all(bytes).unwrap_or_else(|e| panic!("{e}"));
         }
         zip.finish().unwrap_or_else(|e| panic!("{e}"));
@@ -246,7 +249,10 @@ mod tests {
         write_zip(
             &d.join("all.zip"),
             &[
-                ("T-3.json", br#"{"id":"T-3","modified":"2024-01-01T00:00:00Z"}"#),
+                (
+                    "T-3.json",
+                    br#"{"id":"T-3","modified":"2024-01-01T00:00:00Z"}"#,
+                ),
                 ("notes.txt", b"skipped"),
                 ("T-4.json", b"\xff\xfe"),
             ],
@@ -265,7 +271,12 @@ mod tests {
             .collect();
         assert_eq!(
             shown,
-            ["/a.json T-1", "/all.zip!T-3.json T-3", "/all.zip!T-4.json ERR", "/sub/broken.json ERR"]
+            [
+                "/a.json T-1",
+                "/all.zip!T-3.json T-3",
+                "/all.zip!T-4.json ERR",
+                "/sub/broken.json ERR"
+            ]
         );
         assert!(records[3].1.as_ref().is_err_and(|e| e.contains("T-2")));
     }
@@ -298,7 +309,10 @@ mod tests {
         write_zip(&zip_path, &[("BIG.json", &big), ("T-1.json", GOOD)]);
         let (records, errors) = collect(&zip_path);
         assert!(errors.is_empty());
-        assert!(records[0].1.as_ref().is_err_and(|e| e.contains("larger than")));
+        assert!(records[0]
+            .1
+            .as_ref()
+            .is_err_and(|e| e.contains("larger than")));
         assert_eq!(records[1].1, Ok("T-1".to_owned()));
     }
 }
