@@ -59,6 +59,9 @@ pub const COMPACT_FACTOR: u64 = 4;
 pub const COMPACT_FLOOR_BYTES: u64 = 16 * 1024 * 1024;
 
 mod guard;
+mod kb;
+
+pub use kb::{is_input_error, EcosystemMeta, ImportError, ImportIssue, ImportReport, KbMeta, SourceReport};
 
 const TREE_SCANS: &str = "scans";
 const TREE_SUMMARIES: &str = "summaries";
@@ -268,6 +271,7 @@ struct Trees {
     summaries: sled::Tree,
     order: sled::Tree,
     meta: sled::Tree,
+    kb: sled::Tree,
 }
 
 /// The open store. Holds the lock until dropped; on a clean drop it seals the database files
@@ -399,6 +403,7 @@ impl Store {
             summaries: tree(TREE_SUMMARIES)?,
             order: tree(TREE_ORDER)?,
             meta: tree(TREE_META)?,
+            kb: tree(kb::TREE_KB)?,
             db,
         })
     }
@@ -692,7 +697,7 @@ impl Store {
         })?;
         let mut live_bytes = 0u64;
         let t = self.t()?;
-        for tree in [&t.scans, &t.summaries, &t.order, &t.meta] {
+        for tree in [&t.scans, &t.summaries, &t.order, &t.meta, &t.kb] {
             for item in tree.iter() {
                 let (k, v) = item.map_err(|e| sled_err("measure", &path, e))?;
                 live_bytes += (k.len() + v.len()) as u64;
@@ -750,6 +755,7 @@ impl Store {
                 (&t.summaries, &fresh.summaries),
                 (&t.order, &fresh.order),
                 (&t.meta, &fresh.meta),
+                (&t.kb, &fresh.kb),
             ] {
                 for item in src.iter() {
                     let (k, v) = item.map_err(|e| sled_err("read", &self.gen_path(), e))?;
