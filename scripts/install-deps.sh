@@ -26,6 +26,9 @@ PACKAGES=(
     build-essential pkg-config ca-certificates curl git
     # reference implementations for kb's version-ordering oracle tests (dpkg --compare-versions, rpm.labelCompare)
     dpkg python3-rpm
+    # SSH lab of the test network (netscan/testnet/sshlab.sh): sudo for the sudo checks, rpmbuild and
+    # rpm for the Rocky host's package database
+    sudo rpm
 )
 
 if [ "$(id -u)" -ne 0 ]; then

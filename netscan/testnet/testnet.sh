@@ -11,6 +11,8 @@
 #   testnet.sh hostexec STATE_DIR HOST CMD...   run CMD inside a target's namespace (e.g. `lab`)
 #   testnet.sh ns    STATE_DIR HOST     print the namespace name of HOST (`scanner`, `switch`, `ssh`, ...)
 #
+# `up` also starts the SSH lab (sshlab.sh: hosts deb, rocky, alpine, hostile-ssh for `scan host`).
+#
 # Env: PICKET_TESTNET_PREFIX (default `pk`) prefixes every namespace name, so two networks can
 # coexist. PICKET_TESTNET_OWNER_PID: when set at `up`, a watcher tears the network down once that
 # process has exited (test binaries use it, as Rust tests have no global teardown).
@@ -31,6 +33,8 @@ DOMAIN=picket.test
 HOSTS=(
     "ssh 10" "web 11" "redis 12" "memcached 13" "ftp 14" "dns 15" "snmp 16" "mail 17"
     "quiet 20" "filtered 21" "hostile 66" "lab 200" "wide 250"
+    # The SSH lab (sshlab.sh starts their sshd; deb also answers on 198.18.1.1-50).
+    "deb 30" "rocky 31" "alpine 32" "hostile-ssh 33"
 )
 # The only port the nftables policy of the `filtered` host lets through (sshd also listens there,
 # behind the filter, so a scanner that reports 22 is wrong).
@@ -42,7 +46,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,19p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,21p' "$SELF" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -379,6 +383,10 @@ start_daemons() {
         mkdir -p "$STATE/hosts/$name"
     done
     WAIT=()
+    # The SSH lab prepares its files (keys, accounts, rpm database) and starts its four sshds
+    # while the other daemons come up.
+    "$HERE/sshlab.sh" _start "$STATE" >>"$STATE/log/sshlab.log" 2>&1 </dev/null &
+    local lab=$!
     make_keys
     start_sshd ssh
     start_nginx web "80 443:ssl"
@@ -398,6 +406,7 @@ start_daemons() {
         # shellcheck disable=SC2086
         wait_listen $w
     done
+    wait "$lab" || die "the SSH lab did not come up (see $STATE/log/sshlab.log)"
 }
 
 # --- subcommands ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ STATE = os.environ["PICKET_TESTNET_STATE"]
 SCAN_NS = os.environ["PICKET_TESTNET_SCAN_NS"]
 SW_NS = os.environ["PICKET_TESTNET_SW_NS"]
 SUBNET = ipaddress.ip_network("198.18.0.0/24")
+FLEET = ipaddress.ip_network("198.18.1.0/24")
 SCANNER_V4 = "198.18.0.2"
 SCANNER_V6 = "2001:db8:18::2"
 
@@ -208,6 +209,15 @@ def host_entries(h, versions):
     return entries
 
 
+def fleet(hosts):
+    """The SSH lab's fleet (sshlab.sh): extra addresses of the deb host, routed via its /24 address."""
+    deb = next((h for h in hosts if h["name"] == "deb"), None)
+    if deb is None:
+        return None
+    addrs = [a for a in lo_addresses(deb["ns"]) if a in FLEET]
+    return {"cidr": str(FLEET), "ns": deb["ns"], "gateway": deb["v4"], "addresses": [str(a) for a in addrs]}
+
+
 def main():
     hosts = []
     with open(os.path.join(STATE, "hosts.tsv")) as f:
@@ -235,6 +245,7 @@ def main():
         "scanner": {"ipv4": SCANNER_V4, "ipv6": SCANNER_V6},
         "subnet": str(SUBNET),
         "wide": next(({"cidr": h["extra"], "ns": h["ns"], "gateway": h["v4"]} for h in hosts if h["extra"] != "-"), None),
+        "fleet": fleet(hosts),
         "loss_percent": loss,
         "hosts": out_hosts,
         "empty": empty,
