@@ -69,6 +69,93 @@ pub enum NetscanError {
     /// The scan configuration is inconsistent (e.g. a rate of zero).
     #[error("invalid scan configuration: {0}")]
     Config(String),
+
+    /// A host-scan target is not `ssh://USER@HOST[:PORT]`.
+    #[error("malformed SSH target {target:?}: {reason} (expected ssh://USER@HOST[:PORT])")]
+    BadSshTarget { target: String, reason: String },
+
+    /// The SSH server presented a host key other than the pinned one: possibly a
+    /// man-in-the-middle, possibly a reinstalled host. The scan refuses to log in.
+    #[error(
+        "host key of {host}:{port} changed: pinned {expected_fingerprint}, presented \
+         {found_fingerprint}; refusing to connect. If the host was legitimately re-keyed, \
+         verify the new fingerprint out of band, then remove the pinned key and scan again \
+         with --trust-on-first-use"
+    )]
+    HostKeyChanged {
+        host: String,
+        port: u16,
+        expected_fingerprint: String,
+        found_fingerprint: String,
+    },
+
+    /// No host key is pinned for this host and trust on first use was not allowed.
+    #[error(
+        "host key of {host}:{port} is unknown (presented {fingerprint}); refusing to connect. \
+         Verify the fingerprint, then pass --trust-on-first-use or pin the key"
+    )]
+    HostKeyUnknown {
+        host: String,
+        port: u16,
+        fingerprint: String,
+    },
+
+    /// The SSH server rejected the credentials.
+    #[error("SSH authentication as {user:?} on {host} failed ({method})")]
+    SshAuthFailed {
+        host: String,
+        user: String,
+        method: String,
+    },
+
+    /// An SSH private key file could not be used.
+    #[error("cannot use SSH key {}: {reason}", path.display())]
+    SshKey { path: PathBuf, reason: String },
+
+    /// The SSH session failed below the command level (key exchange, disconnect, channel).
+    #[error("SSH session with {host}:{port} failed: {reason}")]
+    Ssh {
+        host: String,
+        port: u16,
+        reason: String,
+    },
+
+    /// A remote command printed more than the per-command limit; reading stopped there.
+    #[error("output of `{command}` on {host} exceeds the limit of {limit} bytes; reading stopped")]
+    SshOutputTooLarge {
+        host: String,
+        command: String,
+        limit: usize,
+    },
+
+    /// A remote command's output is not what that command prints.
+    #[error("unexpected output of `{command}` on {host}: {reason}")]
+    SshBadOutput {
+        host: String,
+        command: String,
+        reason: String,
+    },
+
+    /// A remote command the inventory cannot do without failed.
+    #[error("`{command}` failed on {host} (exit status {status}): {stderr}")]
+    SshCommandFailed {
+        host: String,
+        command: String,
+        status: u32,
+        stderr: String,
+    },
+
+    /// sudo was requested but refused to run commands for this user.
+    #[error("sudo refused on {host}: {reason}")]
+    SshSudoRefused { host: String, reason: String },
+
+    /// The scanned host runs a distribution whose package database the host scan cannot read.
+    #[error("{host} runs an unsupported distribution (ID={id:?}, ID_LIKE={id_like:?}); supported: Debian/Ubuntu (dpkg), RHEL family (rpm), Alpine (apk)")]
+    SshUnsupportedOs {
+        host: String,
+        id: String,
+        id_like: String,
+    },
 }
 
 /// Result alias of this crate.

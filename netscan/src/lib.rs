@@ -13,6 +13,7 @@
 pub mod connect;
 pub mod discovery;
 pub mod error;
+pub mod host;
 pub mod osguess;
 pub mod packet;
 pub mod ports;
