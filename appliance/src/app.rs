@@ -4,7 +4,7 @@
 //! 3 for what went wrong while working) is decided by matching typed errors here, in one place,
 //! and tested like any other code.
 
-use crate::cli::{Cli, Command, Format, NetArgs, ScanCommand, ScansCommand};
+use crate::cli::{Cli, Command, Format, KbCommand, NetArgs, ScanCommand, ScansCommand};
 use crate::diff::diff_net;
 use crate::fsutil;
 use crate::progress::BarProgress;
@@ -19,10 +19,10 @@ use std::time::Duration;
 
 /// How long a scan that finished waits for another picket process to release the store before
 /// giving up (its report is still written to the output).
-const SAVE_LOCK_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const SAVE_LOCK_WAIT: Duration = Duration::from_secs(30);
 /// How long other commands wait for the store: long enough to ride out another process's save
 /// or listing, short enough that a store held by a daemon fails promptly.
-const LOCK_WAIT: Duration = Duration::from_secs(3);
+pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(3);
 
 /// Exit status of the contract.
 pub mod exit {
@@ -91,6 +91,42 @@ pub enum AppError {
     #[error("cannot start the scanner's runtime: {0}")]
     Runtime(std::io::Error),
 
+    /// An `@FILE` of host-scan targets could not be read or holds a bad line.
+    #[error("inventory file {path}: {reason}")]
+    BadInventory { path: String, reason: String },
+
+    /// An environment variable named by `--password-env` or `--passphrase-env` is not set.
+    #[error("environment variable {var} (named by a --*-env option) is not set")]
+    MissingSecret { var: String },
+
+    /// `--identity` names a file that cannot be read.
+    #[error("--identity {}: {reason}", path.display())]
+    BadIdentity { path: PathBuf, reason: String },
+
+    /// `scan host` without `--identity` or `--password-env`.
+    #[error("give --identity FILE or --password-env VAR: picket needs a way to log in")]
+    NoCredentials,
+
+    /// An inventory file with no targets in it.
+    #[error("no targets: the inventory holds none")]
+    NoTargets,
+
+    /// More targets than one command accepts.
+    #[error("{count} targets, more than the limit of {limit} per command")]
+    TooManyHosts { count: usize, limit: usize },
+
+    /// `--host-key` pins one host's key; with several targets it would pin them all.
+    #[error("--host-key pins one host's key: give exactly one target with it")]
+    HostKeyNeedsOneTarget,
+
+    /// Every host of a host scan failed (the report lists why for each).
+    #[error("all {count} host(s) failed; see the report's hosts[].error")]
+    AllHostsFailed { count: usize },
+
+    /// `kb import`: a source could not be read at all; nothing was imported.
+    #[error("{0}; nothing was imported")]
+    KbSource(picket_kb::source::SourceError),
+
     /// Some stored records could not be read (the others were shown).
     #[error("{count} stored scan(s) could not be read; first: {first}")]
     UnreadableRecords { count: usize, first: StoreError },
@@ -106,6 +142,7 @@ impl AppError {
                 | NetscanError::BadPorts { .. }
                 | NetscanError::Resolve { .. }
                 | NetscanError::TooManyTargets { .. }
+                | NetscanError::BadSshTarget { .. }
                 | NetscanError::Config(_) => exit::USAGE,
                 _ => exit::RUNTIME,
             },
@@ -114,12 +151,21 @@ impl AppError {
             | AppError::FormatUnsupported { .. }
             | AppError::WrongKind { .. }
             | AppError::BadOutput { .. }
-            | AppError::NoStateDir { .. } => exit::USAGE,
+            | AppError::NoStateDir { .. }
+            | AppError::BadInventory { .. }
+            | AppError::MissingSecret { .. }
+            | AppError::BadIdentity { .. }
+            | AppError::NoCredentials
+            | AppError::NoTargets
+            | AppError::TooManyHosts { .. }
+            | AppError::HostKeyNeedsOneTarget
+            | AppError::KbSource(_) => exit::USAGE,
             AppError::Store(_)
             | AppError::Write { .. }
             | AppError::Encode(_)
             | AppError::Runtime(_)
-            | AppError::UnreadableRecords { .. } => exit::RUNTIME,
+            | AppError::UnreadableRecords { .. }
+            | AppError::AllHostsFailed { .. } => exit::RUNTIME,
         }
     }
 }
@@ -134,6 +180,9 @@ pub fn run(cli: &Cli) -> Result<u8, AppError> {
         Command::Scans(ScansCommand::List) => scans_list(cli),
         Command::Scans(ScansCommand::Show { id }) => scans_show(cli, id),
         Command::Scans(ScansCommand::Diff { old, new }) => scans_diff(cli, old, new),
+        Command::Scan(ScanCommand::Host(args)) => crate::hostscan::scan_host(cli, args),
+        Command::Kb(KbCommand::Import { paths }) => crate::kbcmd::import(cli, paths),
+        Command::Kb(KbCommand::Status) => crate::kbcmd::status(cli),
     }
 }
 
@@ -196,7 +245,7 @@ pub fn default_state_dir(
 }
 
 /// Writes the report to `--output` (atomically) or standard output.
-fn emit(cli: &Cli, bytes: &[u8]) -> Result<(), AppError> {
+pub(crate) fn emit(cli: &Cli, bytes: &[u8]) -> Result<(), AppError> {
     match &cli.output {
         Some(path) => fsutil::write_atomic(path, bytes, 0o600).map_err(|source| AppError::Write {
             target: path.display().to_string(),
@@ -232,7 +281,7 @@ fn fail_on_status(cli: &Cli, findings: &[picket_model::Finding]) -> u8 {
 }
 
 /// Prints a message for people on standard error, unless `-q`.
-fn note(cli: &Cli, msg: &str) {
+pub(crate) fn note(cli: &Cli, msg: &str) {
     if !cli.quiet {
         eprintln!("picket: {msg}");
     }
@@ -375,6 +424,10 @@ fn scans_show(cli: &Cli, reference: &str) -> Result<u8, AppError> {
             emit(cli, &render_net(cli, &report)?)?;
             Ok(fail_on_status(cli, &report.findings))
         }
+        StoredScan::Host(report) => {
+            emit(cli, &crate::hostscan::render_host(cli, &report)?)?;
+            Ok(crate::hostscan::stored_status(cli, &report))
+        }
     }
 }
 
@@ -388,7 +441,16 @@ fn scans_diff(cli: &Cli, old: &str, new: &str) -> Result<u8, AppError> {
     let store = Store::open_waiting(&state_dir(cli)?, LOCK_WAIT)?;
     let (old, new) = (load(&store, old)?, load(&store, new)?);
     drop(store);
-    let (StoredScan::Net(old), StoredScan::Net(new)) = (&old, &new);
+    let (old, new) = match (&old, &new) {
+        (StoredScan::Net(o), StoredScan::Net(n)) => (o, n),
+        (other, StoredScan::Net(_)) | (_, other) => {
+            return Err(AppError::WrongKind {
+                id: other.id().to_owned(),
+                kind: other.kind().as_str(),
+                command: "scans diff",
+            })
+        }
+    };
     let d = diff_net(old, new);
     let bytes = match cli.format {
         Format::Table => table::net_diff(&d).into_bytes(),

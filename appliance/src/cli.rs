@@ -70,12 +70,79 @@ pub enum Command {
     /// Browse the stored scan history.
     #[command(subcommand)]
     Scans(ScansCommand),
+    /// Manage the vulnerability knowledge base (OSV advisories).
+    #[command(subcommand)]
+    Kb(KbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KbCommand {
+    /// Import OSV advisories: JSON files, directories of them, or osv.dev zip archives
+    /// (e.g. Debian/all.zip). Idempotent; reports what changed.
+    Import {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Advisory counts per ecosystem and the age of the data.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ScanCommand {
     /// Discover hosts, open ports and services on a network.
     Net(NetArgs),
+    /// Inventory hosts over SSH and match their packages against the knowledge base.
+    Host(HostArgs),
+}
+
+/// `picket scan host`.
+#[derive(Debug, Args)]
+pub struct HostArgs {
+    /// ssh://USER@HOST[:PORT], or @FILE with one such target per line (# comments).
+    #[arg(required = true, value_name = "TARGET")]
+    pub targets: Vec<String>,
+
+    /// Private key file (OpenSSH format: ed25519, ECDSA or RSA).
+    #[arg(long, value_name = "FILE", conflicts_with = "password_env")]
+    pub identity: Option<PathBuf>,
+
+    /// Name of the environment variable holding the password (for login, and for sudo with
+    /// --sudo). Also the passphrase of --identity's key when given with it.
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+
+    /// Name of the environment variable holding the passphrase of --identity's key.
+    #[arg(long, value_name = "VAR", requires = "identity")]
+    pub passphrase_env: Option<String>,
+
+    /// Run the inventory commands through sudo (non-interactive, or with --password-env's
+    /// password on sudo's standard input).
+    #[arg(long)]
+    pub sudo: bool,
+
+    /// Accept and store the host key of a host seen for the first time. Without it, an unknown
+    /// host key is refused (pin it with --host-key or a previous run with this flag).
+    #[arg(long)]
+    pub trust_on_first_use: bool,
+
+    /// Expected host key, as an OpenSSH public key line (`ssh-ed25519 AAAA...`); with one target.
+    #[arg(long, value_name = "KEY")]
+    pub host_key: Option<String>,
+
+    /// Hosts scanned at the same time.
+    #[arg(long, value_name = "N", default_value_t = 32,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub parallel: u16,
+
+    /// Seconds one host may take, connection to last command.
+    #[arg(long, value_name = "SECS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub host_timeout: u64,
+
+    /// Seconds to wait for the TCP connection and SSH handshake.
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub connect_timeout: u64,
 }
 
 /// `picket scan net`.

@@ -11,6 +11,8 @@ pub mod cli;
 pub mod diff;
 pub mod findings;
 pub mod fsutil;
+pub mod hostscan;
+pub mod kbcmd;
 pub mod progress;
 pub mod report;
 pub mod store;

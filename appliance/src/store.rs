@@ -35,7 +35,7 @@
 //! live records, byte for byte, into a fresh generation and swaps `CURRENT`; a crash at any point
 //! leaves either the old or the new generation live, and the other is removed at the next open.
 
-use picket_model::{NetReport, ScanKind, Severity};
+use picket_model::{HostReport, NetReport, ScanKind, Severity};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -67,6 +67,8 @@ const TREE_SCANS: &str = "scans";
 const TREE_SUMMARIES: &str = "summaries";
 const TREE_META: &str = "meta";
 const TREE_ORDER: &str = "order";
+/// SSH host keys pinned for `scan host`: `HOST:PORT` → OpenSSH public key line.
+const TREE_HOSTKEYS: &str = "hostkeys";
 const META_SCHEMA: &[u8] = b"schema";
 const STORE_DIR: &str = "store";
 const LOCK_FILE: &str = "lock";
@@ -150,12 +152,21 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum StoredScan {
     Net(NetReport),
+    Host(HostReport),
 }
 
 impl StoredScan {
     pub fn id(&self) -> &str {
         match self {
             StoredScan::Net(r) => &r.scan.id,
+            StoredScan::Host(r) => &r.scan.id,
+        }
+    }
+
+    pub fn kind(&self) -> ScanKind {
+        match self {
+            StoredScan::Net(r) => r.scan.kind,
+            StoredScan::Host(r) => r.scan.kind,
         }
     }
 
@@ -183,6 +194,28 @@ impl StoredScan {
                         .iter()
                         .flat_map(|h| &h.ports)
                         .filter(|p| p.state == picket_model::PortState::Open)
+                        .count() as u64,
+                    findings,
+                }
+            }
+            StoredScan::Host(r) => {
+                let mut findings = SeverityCounts::default();
+                for f in &r.findings {
+                    findings.add(f.severity);
+                }
+                ScanSummary {
+                    id: r.scan.id.clone(),
+                    kind: r.scan.kind,
+                    started_at: r.scan.started_at.clone(),
+                    finished_at: r.scan.finished_at.clone(),
+                    targets: r.scan.targets.clone(),
+                    hosts_up: r.stats.succeeded,
+                    // The listening TCP sockets the inventories found.
+                    open_ports: r
+                        .hosts
+                        .iter()
+                        .flat_map(|h| &h.listening)
+                        .filter(|s| s.protocol == picket_model::Protocol::Tcp)
                         .count() as u64,
                     findings,
                 }
@@ -272,6 +305,7 @@ struct Trees {
     order: sled::Tree,
     meta: sled::Tree,
     kb: sled::Tree,
+    hostkeys: sled::Tree,
 }
 
 /// The open store. Holds the lock until dropped; on a clean drop it seals the database files
@@ -404,6 +438,7 @@ impl Store {
             order: tree(TREE_ORDER)?,
             meta: tree(TREE_META)?,
             kb: tree(kb::TREE_KB)?,
+            hostkeys: tree(TREE_HOSTKEYS)?,
             db,
         })
     }
@@ -687,6 +722,29 @@ impl Store {
         })
     }
 
+    /// The SSH host key pinned for `host_port` (`HOST:PORT`), as an OpenSSH public key line.
+    pub fn host_key(&self, host_port: &str) -> Result<Option<String>> {
+        match self
+            .t()?
+            .hostkeys
+            .get(host_port.as_bytes())
+            .map_err(|e| sled_err("read", &self.gen_path(), e))?
+        {
+            Some(b) => Ok(Some(decode(TREE_HOSTKEYS, host_port, &b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Pins `key` for `host_port`. Durable on return.
+    pub fn set_host_key(&mut self, host_port: &str, key: &str) -> Result<()> {
+        let bytes = encode(&format!("host key of {host_port}"), &key)?;
+        self.t()?
+            .hostkeys
+            .insert(host_port.as_bytes(), bytes)
+            .map_err(|e| sled_err("write", &self.gen_path(), e))?;
+        self.flush()
+    }
+
     /// Disk use of the live generation and the bytes of live records.
     pub fn usage(&self) -> Result<Usage> {
         let path = self.gen_path();
@@ -697,7 +755,7 @@ impl Store {
         })?;
         let mut live_bytes = 0u64;
         let t = self.t()?;
-        for tree in [&t.scans, &t.summaries, &t.order, &t.meta, &t.kb] {
+        for tree in [&t.scans, &t.summaries, &t.order, &t.meta, &t.kb, &t.hostkeys] {
             for item in tree.iter() {
                 let (k, v) = item.map_err(|e| sled_err("measure", &path, e))?;
                 live_bytes += (k.len() + v.len()) as u64;
@@ -756,6 +814,7 @@ impl Store {
                 (&t.order, &fresh.order),
                 (&t.meta, &fresh.meta),
                 (&t.kb, &fresh.kb),
+                (&t.hostkeys, &fresh.hostkeys),
             ] {
                 for item in src.iter() {
                     let (k, v) = item.map_err(|e| sled_err("read", &self.gen_path(), e))?;

@@ -414,6 +414,22 @@ pub struct HostFinding {
     pub aliases: Vec<String>,
 }
 
+impl HostFinding {
+    /// The contract's plain finding (for writers that know only those, such as SARIF).
+    pub fn to_finding(&self) -> Finding {
+        Finding {
+            id: self.id.clone(),
+            title: self.title.clone(),
+            severity: self.severity,
+            cwe: self.cwe.clone(),
+            cve: self.cve.clone(),
+            asset: self.asset.clone(),
+            evidence: self.evidence.clone(),
+            remediation: self.remediation.clone(),
+        }
+    }
+}
+
 /// Counters of a host scan.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostScanStats {

@@ -5,7 +5,7 @@
 //! `service`?, `tls`?...): those are dropped when null, so scripts can test for presence. Keys the
 //! contract defines as null-able are left alone; they are simply not in the lists below.
 
-use picket_model::NetReport;
+use picket_model::{HostReport, NetReport};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -18,6 +18,54 @@ const ASSET_OPTIONAL: &[&str] = &["address", "hostname", "port", "protocol", "ur
 pub fn net_report_value(report: &NetReport) -> Result<Value, serde_json::Error> {
     let mut v = serde_json::to_value(report)?;
     prune_nulls(&mut v);
+    Ok(v)
+}
+
+const HOSTINFO_OPTIONAL: &[&str] = &["error", "os", "kernel", "package_manager", "host_key"];
+const OS_OPTIONAL: &[&str] = &["codename"];
+const PACKAGE_FINDING_KEYS: &[&str] = &[
+    "package",
+    "installed_version",
+    "fixed_version",
+    "advisory",
+    "aliases",
+];
+
+/// A host-scan report as the contract's JSON value: `host` only with one target; for findings
+/// that are not about a package (configuration checks) the package keys are left out, while a
+/// package finding keeps `fixed_version: null` when no fix is known, as the contract says.
+pub fn host_report_value(report: &HostReport) -> Result<Value, serde_json::Error> {
+    let mut v = serde_json::to_value(report)?;
+    if let Value::Object(top) = &mut v {
+        remove_null(top, &["host"]);
+    }
+    let tidy_host = |host: &mut Value| {
+        remove_null_keys(host, HOSTINFO_OPTIONAL);
+        if let Some(Value::Object(os)) = host.get_mut("os") {
+            remove_null(os, OS_OPTIONAL);
+        }
+        for sock in array_items(host, "listening") {
+            remove_null_keys(sock, &["process"]);
+        }
+    };
+    if let Some(host) = v.get_mut("host") {
+        tidy_host(host);
+    }
+    for host in array_items(&mut v, "hosts") {
+        tidy_host(host);
+    }
+    for finding in array_items(&mut v, "findings") {
+        if let Some(Value::Object(asset)) = finding.get_mut("asset") {
+            remove_null(asset, ASSET_OPTIONAL);
+        }
+        if let Value::Object(f) = finding {
+            if f.get("package").is_some_and(Value::is_null) {
+                for k in PACKAGE_FINDING_KEYS {
+                    f.remove(*k);
+                }
+            }
+        }
+    }
     Ok(v)
 }
 

@@ -6,7 +6,7 @@
 
 use crate::diff::{NetDiff, ServiceId};
 use crate::store::{ListEntry, ScanSummary};
-use picket_model::{NetReport, PortResult, Severity};
+use picket_model::{HostFinding, HostReport, HostScanStatus, NetReport, PortResult, Severity};
 use std::fmt::Write;
 
 /// Longest cell, in characters, before it is cut with `…`.
@@ -221,6 +221,79 @@ fn findings_text(findings: &[picket_model::Finding]) -> String {
         })
         .collect();
     format!("findings: {}", parts.join(", "))
+}
+
+/// A host-scan report as text: one block per host, then its findings, most severe first.
+pub fn host_report(r: &HostReport) -> String {
+    let mut out = String::new();
+    for h in &r.hosts {
+        match h.status {
+            HostScanStatus::Failed => {
+                let _ = writeln!(
+                    out,
+                    "{}  FAILED: {}",
+                    clean(&h.target),
+                    clean(h.error.as_deref().unwrap_or("unknown error"))
+                );
+            }
+            HostScanStatus::Ok => {
+                let os = h
+                    .os
+                    .as_ref()
+                    .map(|o| clean(&o.name))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "{} ({})  {}  kernel {}  {} packages ({})  {} listening  {:.2} s",
+                    clean(&h.target),
+                    clean(&h.address),
+                    os,
+                    clean(h.kernel.as_deref().unwrap_or("-")),
+                    h.packages.len(),
+                    clean(h.package_manager.as_deref().unwrap_or("-")),
+                    h.listening.len(),
+                    h.duration_ms as f64 / 1000.0
+                );
+                let mine: Vec<&HostFinding> = r
+                    .findings
+                    .iter()
+                    .filter(|f| f.asset.address.as_deref() == Some(h.address.as_str()))
+                    .collect();
+                let rows: Vec<Vec<String>> = mine
+                    .iter()
+                    .map(|f| {
+                        vec![
+                            f.severity.as_str().to_owned(),
+                            clean(f.advisory.as_deref().unwrap_or(&f.id)),
+                            clean(f.package.as_deref().unwrap_or("")),
+                            clean(f.installed_version.as_deref().unwrap_or("")),
+                            match (&f.package, &f.fixed_version) {
+                                (Some(_), Some(v)) => format!("fixed {}", clean(v)),
+                                (Some(_), None) => "no fix".to_owned(),
+                                _ => String::new(),
+                            },
+                            clean(&f.title),
+                        ]
+                    })
+                    .collect();
+                out.push_str(&columns("  ", &rows));
+            }
+        }
+    }
+    let plain: Vec<picket_model::Finding> = r.findings.iter().map(HostFinding::to_finding).collect();
+    let _ = write!(
+        out,
+        "\n{} of {} hosts inventoried, {} packages, {}; matched against {} advisories in {} ms; {:.2} s",
+        r.stats.succeeded,
+        r.stats.targets,
+        r.stats.packages,
+        findings_text(&plain),
+        r.stats.kb_advisories,
+        r.stats.matching_ms,
+        r.stats.duration_ms as f64 / 1000.0
+    );
+    out.push('\n');
+    out
 }
 
 /// How an asset is shown in one cell: `host:port/proto`, a URL, or whatever is known.
