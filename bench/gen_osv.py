@@ -7,7 +7,8 @@ matching at full scale without downloading the real feeds.
 Writes OUTDIR/<ECOSYSTEM>/all.zip (one deflated `ID.json` per record, as osv.dev publishes them
 under gs://osv-vulnerabilities/<ECOSYSTEM>/all.zip) for Debian, Ubuntu, Alpine, Red Hat,
 Rocky Linux, AlmaLinux, PyPI, npm, Go, Maven and crates.io, in proportions like osv.dev's (the
-Debian and Ubuntu per-CVE feeds dominate), plus OUTDIR/manifest.json with the figures printed.
+Debian and Ubuntu per-CVE feeds dominate), plus OUTDIR/MANIFEST: the printed figures as JSON
+(no `.json` suffix, so that `picket kb import OUTDIR` does not take it for a record).
 
 Why synthetic but shaped: import speed, memory and store size depend on record count, record size
 and how well records compress, and matching cost on how many advisories name each package. So
@@ -943,7 +944,7 @@ def main():
     manifest = {"seed": args.seed, "records": args.records, "host_packages": len(host),
                 "host_share": args.host_share if host else 0, "generation_s": round(elapsed, 2),
                 "ecosystems": rows, "total": total}
-    with open(os.path.join(args.outdir, "manifest.json"), "w") as f:
+    with open(os.path.join(args.outdir, "MANIFEST"), "w") as f:
         json.dump(manifest, f, indent=1)
         f.write("\n")
 

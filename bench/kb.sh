@@ -61,7 +61,7 @@ RECORDS=${KB_RECORDS:-200000}
 SEED=${KB_SEED:-1}
 MALFORMED=${KB_MALFORMED:-0}
 CORPUS=${KB_CORPUS:-/tmp/picket-kb-corpus-$RECORDS-$SEED}
-if ! python3 - "$CORPUS/manifest.json" "$RECORDS" "$SEED" "$MALFORMED" <<'EOF'; then
+if ! python3 - "$CORPUS/MANIFEST" "$RECORDS" "$SEED" "$MALFORMED" <<'EOF'; then
 import json, sys
 try:
     m = json.load(open(sys.argv[1]))

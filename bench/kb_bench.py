@@ -184,7 +184,9 @@ def phase_scan(args, results):
     results["scan_fleet"] = fleet
 
 
-def verdict(value, goal, lower_is_better=True):
+def verdict(value, goal, lower_is_better=True, failed=False):
+    if failed:
+        return "FAILED"
     if value is None:
         return "n/a"
     return "ok" if (value <= goal if lower_is_better else value >= goal) else "MISSED"
@@ -194,16 +196,22 @@ def table(results):
     rows = []
     imp, again = results.get("import", {}), results.get("reimport", {})
     if imp:
-        rows.append(("import wall time (s)", imp.get("wall_s"), f"<= {GOALS['import_s']}", verdict(imp.get("wall_s"), GOALS["import_s"])))
+        bad = "error" in imp
+        rows.append(("import wall time (s)", imp.get("wall_s"), f"<= {GOALS['import_s']}",
+                     verdict(imp.get("wall_s"), GOALS["import_s"], failed=bad)))
         rss_mb = imp["rss_kib"] / 1024 if imp.get("rss_kib") else None
-        rows.append(("import peak RSS (MB)", round(rss_mb, 1) if rss_mb else None, f"<= {GOALS['import_rss_mb']}", verdict(rss_mb, GOALS["import_rss_mb"])))
+        rows.append(("import peak RSS (MB)", round(rss_mb, 1) if rss_mb else None, f"<= {GOALS['import_rss_mb']}",
+                     verdict(rss_mb, GOALS["import_rss_mb"], failed=bad)))
         rows.append(("records added / malformed", f"{imp.get('added')} / {imp.get('malformed')}", "", ""))
-        rows.append(("store size / input zips (MB)", f"{imp.get('disk_bytes', 0) / 1e6:.1f} / {imp.get('input_zip_bytes', 0) / 1e6:.1f}", "", ""))
-        rows.append(("store / input ratio", imp.get("disk_ratio"), f"<= {GOALS['disk_ratio']}", verdict(imp.get("disk_ratio"), GOALS["disk_ratio"])))
+        rows.append(("store size / input zips (MB)",
+                     f"{imp.get('disk_bytes', 0) / 1e6:.1f} / {imp.get('input_zip_bytes', 0) / 1e6:.1f}", "", ""))
+        rows.append(("store / input ratio", imp.get("disk_ratio"), f"<= {GOALS['disk_ratio']}",
+                     verdict(imp.get("disk_ratio"), GOALS["disk_ratio"], failed=bad)))
     if again:
-        rows.append(("re-import wall time (s)", again.get("wall_s"), "", ""))
+        bad = "error" in again
+        rows.append(("re-import wall time (s)", again.get("wall_s"), "", "FAILED" if bad else ""))
         rows.append(("re-import added / updated", f"{again.get('added')} / {again.get('updated')}", "0 / 0",
-                     "ok" if again.get("idempotent") else "MISSED"))
+                     "ok" if again.get("idempotent") and not bad else "MISSED"))
     st = results.get("status", {})
     if st:
         rep = st.get("report") or {}
@@ -214,7 +222,8 @@ def table(results):
         rows.append(("1 host: matching (ms)", one.get("matching_ms"), "", ""))
         rows.append(("matching per 1,000 packages (ms)", one.get("matching_ms_per_1000"), f"<= {GOALS['matching_ms_per_1000']}",
                      verdict(one.get("matching_ms_per_1000"), GOALS["matching_ms_per_1000"])))
-        rows.append(("1 host end to end (s)", one.get("wall_s"), f"<= {GOALS['one_host_s']}", verdict(one.get("wall_s"), GOALS["one_host_s"])))
+        rows.append(("1 host end to end (s)", one.get("wall_s"), f"<= {GOALS['one_host_s']}",
+                     verdict(one.get("wall_s"), GOALS["one_host_s"], failed=one.get("succeeded") == 0)))
     if fleet:
         rows.append(("50 hosts: ok / failed", f"{fleet.get('succeeded')} / {fleet.get('failed')}", "", ""))
         rows.append(("50 hosts end to end (s)", fleet.get("wall_s"), "", ""))
@@ -245,7 +254,7 @@ def main():
             sys.exit(f"kb-bench: unknown phase {p!r} (import, status, scan)")
     os.makedirs(args.work, exist_ok=True)
     try:
-        with open(os.path.join(args.corpus, "manifest.json")) as f:
+        with open(os.path.join(args.corpus, "MANIFEST")) as f:
             manifest = json.load(f)
     except (OSError, ValueError):
         manifest = None
