@@ -169,11 +169,29 @@ def scan(args, targets, identity, label):
     return res
 
 
+def ssh_baseline(args, identity):
+    """OpenSSH's client running the same package query on the deb host: the floor under one
+    host's end-to-end time (connection, key exchange, authentication, dpkg-query)."""
+    query = "dpkg-query -W -f '${Package}\t${Version}\t${Architecture}\t${source:Package}\t${source:Version}\t${db:Status-Abbrev}\n'"
+    cmd = ["ssh", "-i", identity, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+           "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10",
+           f"root@{DEB}", query]
+    walls = []
+    lines = None
+    for _ in range(args.reps):
+        wall, _rss, code, out, _err = timed(cmd, args.work, netns_state=args.state)
+        if code == 0 and wall is not None:
+            walls.append(wall)
+            lines = len(out.splitlines())
+    return {"wall_s": statistics.median(walls) if walls else None, "packages": lines}
+
+
 def phase_scan(args, results):
     if not args.state:
         results["scan"] = {"error": "no test network (--state)"}
         return
     identity, _info = lab_identity(args.state)
+    results["ssh_baseline"] = ssh_baseline(args, identity)
     one = scan(args, [DEB], identity, "scan host (1)")
     if one.get("matching_ms") is not None and one.get("packages"):
         one["matching_ms_per_1000"] = round(one["matching_ms"] * 1000 / one["packages"], 2)
@@ -224,6 +242,9 @@ def table(results):
                      verdict(one.get("matching_ms_per_1000"), GOALS["matching_ms_per_1000"])))
         rows.append(("1 host end to end (s)", one.get("wall_s"), f"<= {GOALS['one_host_s']}",
                      verdict(one.get("wall_s"), GOALS["one_host_s"], failed=one.get("succeeded") == 0)))
+    base = results.get("ssh_baseline")
+    if base:
+        rows.append(("OpenSSH ssh + dpkg-query, 1 host (s)", base.get("wall_s"), "", "baseline"))
     if fleet:
         rows.append(("50 hosts: ok / failed", f"{fleet.get('succeeded')} / {fleet.get('failed')}", "", ""))
         rows.append(("50 hosts end to end (s)", fleet.get("wall_s"), "", ""))
