@@ -150,6 +150,8 @@ pub struct Inventory {
     pub commands: Vec<CommandRecord>,
     /// Whether root-only commands ran (login as root, or sudo).
     pub privileged: bool,
+    /// TCP connect, key exchange and authentication.
+    pub connect_ms: u64,
     /// Connect to last command.
     pub duration_ms: u64,
 }
@@ -186,6 +188,7 @@ async fn inventory_inner(
     started: Instant,
 ) -> Result<Inventory, NetscanError> {
     let s = session::connect(target, opts).await?;
+    let connect_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let result = collect(&s).await;
     let commands = s.records();
     let address = s.address.ip().to_string();
@@ -206,6 +209,7 @@ async fn inventory_inner(
         config_findings: vec![],
         commands,
         privileged,
+        connect_ms,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     inv.config_findings = config_findings(&inv.address, &c.config, &inv.packages);
@@ -232,8 +236,64 @@ struct Collected {
     config: ConfigFacts,
 }
 
+/// What decides the rest: the distribution, the kernel, whether sudo works.
+#[derive(Debug)]
+struct Base {
+    os: OsRelease,
+    kernel: String,
+    package_manager: &'static str,
+}
+
 async fn collect(s: &Session) -> Result<Collected, NetscanError> {
-    // Phase 1: what decides phase 2 (distribution, whether sudo works).
+    let (base, packages, updates, listening, sshd, world_writable, shadow) = if s.needs_sudo() {
+        // sudo must be known to work before anything runs through it: concurrent sudo calls
+        // with a wrong password would each count as a failed attempt (and may lock the account).
+        let b = base(s).await?;
+        let pm = b.package_manager;
+        let (p, u, l, d, w, sh) = tokio::try_join!(
+            packages(s, pm),
+            updates(s, pm),
+            listening(s),
+            sshd(s),
+            world_writable(s),
+            shadow(s)
+        )?;
+        (b, p, u, l, d, w, sh)
+    } else {
+        // Without sudo, everything that does not depend on the distribution starts at once.
+        let os_dependent = async {
+            let b = base(s).await?;
+            let pm = b.package_manager;
+            let (p, u) = tokio::try_join!(packages(s, pm), updates(s, pm))?;
+            Ok::<_, NetscanError>((b, p, u))
+        };
+        let ((b, p, u), l, d, w, sh) = tokio::try_join!(
+            os_dependent,
+            listening(s),
+            sshd(s),
+            world_writable(s),
+            shadow(s)
+        )?;
+        (b, p, u, l, d, w, sh)
+    };
+    let (apt_unattended, dnf_automatic) = updates;
+    Ok(Collected {
+        os: base.os,
+        kernel: base.kernel,
+        package_manager: base.package_manager,
+        packages,
+        listening,
+        config: ConfigFacts {
+            sshd,
+            world_writable,
+            shadow,
+            apt_unattended,
+            dnf_automatic,
+        },
+    })
+}
+
+async fn base(s: &Session) -> Result<Base, NetscanError> {
     let sudo_check = async {
         if s.needs_sudo() {
             Some(s.run(&cmd::SUDO_CHECK).await).transpose()
@@ -270,122 +330,117 @@ async fn collect(s: &Session) -> Result<Collected, NetscanError> {
         return Err(s.failed(&uname_out));
     }
     let kernel = kernel_release(&uname_out.stdout).map_err(|e| s.bad_output(&uname_out, e))?;
-    let pm = package_manager(&os).ok_or_else(|| NetscanError::SshUnsupportedOs {
+    let package_manager = package_manager(&os).ok_or_else(|| NetscanError::SshUnsupportedOs {
         host: s.host.clone(),
         id: os.id.clone(),
         id_like: os.id_like.join(" "),
     })?;
-
-    // Phase 2: everything else, concurrently.
-    let packages = async {
-        let spec = match pm {
-            "dpkg" => &cmd::DPKG,
-            "rpm" => &cmd::RPM,
-            _ => &cmd::APK,
-        };
-        let out = s.run(spec).await?;
-        if !out.ok() {
-            return Err(s.failed(&out));
-        }
-        let mut p = match pm {
-            "dpkg" => parse::dpkg_packages(&out.stdout),
-            "rpm" => parse::rpm_packages(&out.stdout),
-            _ => parse::apk_packages(&out.stdout),
-        }
-        .map_err(|e| s.bad_output(&out, e))?;
-        p.sort();
-        p.dedup();
-        Ok(p)
-    };
-    let listening = async {
-        let spec = if s.privileged() {
-            &cmd::SS_PROCESSES
-        } else {
-            &cmd::SS
-        };
-        let out = s.run(spec).await?;
-        if !out.ok() {
-            // No ss (minimal images): the inventory is still worth having.
-            return Ok(Vec::new());
-        }
-        parse::ss_listening(&out.stdout).map_err(|e| s.bad_output(&out, e))
-    };
-    let sshd = async {
-        if s.privileged() {
-            let out = s.run(&cmd::SSHD_T).await?;
-            if out.ok() {
-                return parse::sshd_effective(&out.stdout)
-                    .map(Some)
-                    .map_err(|e| s.bad_output(&out, e));
-            }
-        }
-        let out = s.run(&cmd::SSHD_CONFIG).await?;
-        if out.stdout.is_empty() {
-            // Not installed, or not readable by this user: nothing to judge.
-            return Ok(None);
-        }
-        parse::sshd_config_files(&out.stdout)
-            .map(Some)
-            .map_err(|e| s.bad_output(&out, e))
-    };
-    let world_writable = async {
-        // find exits non-zero on unreadable directories; what it printed is still true.
-        let out = s.run(&cmd::WORLD_WRITABLE).await?;
-        Ok::<_, NetscanError>(parse::nul_paths(&out.stdout, findings::MAX_EVIDENCE_PATHS))
-    };
-    let shadow = async {
-        let out = s.run(&cmd::SHADOW_STAT).await?;
-        if !out.ok() {
-            return Ok(None);
-        }
-        parse::stat_line(&out.stdout)
-            .map(Some)
-            .map_err(|e| s.bad_output(&out, e))
-    };
-    let updates = async {
-        match pm {
-            "dpkg" => {
-                let out = s.run(&cmd::APT_UNATTENDED).await?;
-                if !out.ok() {
-                    return Ok((None, None));
-                }
-                let v = parse::apt_unattended_upgrade(&out.stdout)
-                    .map_err(|e| s.bad_output(&out, e))?;
-                Ok((Some(v), None))
-            }
-            "rpm" => {
-                let out = s.run(&cmd::DNF_AUTOMATIC).await?;
-                let enabled =
-                    parse::systemctl_any_enabled(&out.stdout).map_err(|e| s.bad_output(&out, e))?;
-                if out.stdout.is_empty() {
-                    // systemctl missing or not answering: cannot tell.
-                    return Ok((None, None));
-                }
-                let states = String::from_utf8_lossy(&out.stdout)
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                Ok((None, Some((enabled, states))))
-            }
-            _ => Ok((None, None)),
-        }
-    };
-    let (packages, listening, sshd, world_writable, shadow, (apt_unattended, dnf_automatic)) =
-        tokio::try_join!(packages, listening, sshd, world_writable, shadow, updates)?;
-    Ok(Collected {
+    Ok(Base {
         os,
         kernel,
-        package_manager: pm,
-        packages,
-        listening,
-        config: ConfigFacts {
-            sshd,
-            world_writable,
-            shadow,
-            apt_unattended,
-            dnf_automatic,
-        },
+        package_manager,
     })
+}
+
+async fn packages(s: &Session, pm: &str) -> Result<Vec<Package>, NetscanError> {
+    let spec = match pm {
+        "dpkg" => &cmd::DPKG,
+        "rpm" => &cmd::RPM,
+        _ => &cmd::APK,
+    };
+    let out = s.run(spec).await?;
+    if !out.ok() {
+        return Err(s.failed(&out));
+    }
+    let mut p = match pm {
+        "dpkg" => parse::dpkg_packages(&out.stdout),
+        "rpm" => parse::rpm_packages(&out.stdout),
+        _ => parse::apk_packages(&out.stdout),
+    }
+    .map_err(|e| s.bad_output(&out, e))?;
+    p.sort();
+    p.dedup();
+    Ok(p)
+}
+
+async fn listening(s: &Session) -> Result<Vec<ListeningSocket>, NetscanError> {
+    let spec = if s.privileged() {
+        &cmd::SS_PROCESSES
+    } else {
+        &cmd::SS
+    };
+    let out = s.run(spec).await?;
+    if !out.ok() {
+        // No ss (minimal images): the inventory is still worth having.
+        return Ok(Vec::new());
+    }
+    parse::ss_listening(&out.stdout).map_err(|e| s.bad_output(&out, e))
+}
+
+async fn sshd(s: &Session) -> Result<Option<parse::SshdSettings>, NetscanError> {
+    if s.privileged() {
+        let out = s.run(&cmd::SSHD_T).await?;
+        if out.ok() {
+            return parse::sshd_effective(&out.stdout)
+                .map(Some)
+                .map_err(|e| s.bad_output(&out, e));
+        }
+    }
+    let out = s.run(&cmd::SSHD_CONFIG).await?;
+    if out.stdout.is_empty() {
+        // Not installed, or not readable by this user: nothing to judge.
+        return Ok(None);
+    }
+    parse::sshd_config_files(&out.stdout)
+        .map(Some)
+        .map_err(|e| s.bad_output(&out, e))
+}
+
+async fn world_writable(s: &Session) -> Result<(Vec<String>, usize), NetscanError> {
+    // find exits non-zero on unreadable directories; what it printed is still true.
+    let out = s.run(&cmd::WORLD_WRITABLE).await?;
+    Ok(parse::nul_paths(&out.stdout, findings::MAX_EVIDENCE_PATHS))
+}
+
+async fn shadow(s: &Session) -> Result<Option<parse::FileStat>, NetscanError> {
+    let out = s.run(&cmd::SHADOW_STAT).await?;
+    if !out.ok() {
+        return Ok(None);
+    }
+    parse::stat_line(&out.stdout)
+        .map(Some)
+        .map_err(|e| s.bad_output(&out, e))
+}
+
+type UpdateFacts = (Option<Option<String>>, Option<(bool, String)>);
+
+async fn updates(s: &Session, pm: &str) -> Result<UpdateFacts, NetscanError> {
+    match pm {
+        "dpkg" => {
+            let out = s.run(&cmd::APT_UNATTENDED).await?;
+            if !out.ok() {
+                return Ok((None, None));
+            }
+            let v =
+                parse::apt_unattended_upgrade(&out.stdout).map_err(|e| s.bad_output(&out, e))?;
+            Ok((Some(v), None))
+        }
+        "rpm" => {
+            let out = s.run(&cmd::DNF_AUTOMATIC).await?;
+            let enabled =
+                parse::systemctl_any_enabled(&out.stdout).map_err(|e| s.bad_output(&out, e))?;
+            if out.stdout.is_empty() {
+                // systemctl missing or not answering: cannot tell.
+                return Ok((None, None));
+            }
+            let states = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(", ");
+            Ok((None, Some((enabled, states))))
+        }
+        _ => Ok((None, None)),
+    }
 }
 
 /// `uname -r` output: one short line of printable ASCII.
