@@ -5,6 +5,9 @@
 # each at once, and a re-keyed host is refused. Exit 0 when every check passed.
 #
 #   sshlab-selftest.sh STATE_DIR
+#
+# Remote commands are single-quoted on purpose: they expand on the lab host, not here.
+# shellcheck disable=SC2016
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -213,10 +216,13 @@ check "restore: deb has its original host keys again" t_restore
 
 # --- nothing leaked into the machine ---------------------------------------------------------------
 t_clean() {
-    ! grep -q '^picket:' /etc/passwd && ! grep -q '^picket:' /etc/shadow && [ -z "$(ls -A /var/lib/rpm)" ] &&
-        [ ! -e /lib/apk ] && grep -q '^ID=debian' /etc/os-release && ! grep -q picket /etc/sudoers
+    # No lab mount is seen outside the lab's mount namespaces, and the files are the machine's own.
+    awk '{print $5}' /proc/self/mountinfo | grep -v '^/run/netns' | grep -E '^/(etc|usr/lib|var/lib/rpm|var/log|run)(/|$)' &&
+        return 1
+    ! grep -q '^picket:' /etc/passwd && ! grep -q '^picket:' /etc/shadow && ! grep -q picket /etc/sudoers &&
+        [ ! -e /lib/apk ] && grep -q '^ID=debian' /etc/os-release
 }
-check "the machine's own /etc, /var/lib/rpm and /lib are unchanged" t_clean
+check "no lab mount or account leaked into the machine's own /etc, /usr, /var" t_clean
 
 echo "sshlab-selftest: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

@@ -31,7 +31,6 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SELF="$HERE/$(basename "${BASH_SOURCE[0]}")"
 DATA="$HERE/sshlab"
 
-SUBNET4=198.18.0
 DOMAIN=picket.test
 # The fleet: extra addresses of the deb host, routed from the scanner through its /24 address.
 FLEET_NET=198.18.1
@@ -132,18 +131,38 @@ gen_key() { # type bits file
     ssh-keygen -q -t "$1" ${2:+-b "$2"} -N '' -C "$(basename "$3")@$DOMAIN" -f "$3" </dev/null
 }
 
-make_host_keys() { # dir with-rsa
+# An RSA-3072 key takes ~1 s to generate here (the slowest step of `up`), so the two that `up`
+# needs (the deb host key, the client key) are made once per machine and copied; ed25519 and
+# ecdsa keys are fresh on every `up`, and `rekey` makes new RSA keys too.
+cached_rsa_key() { # name dest
+    local dir="$CACHE/sshlab-rsa-3072" tmp
+    if [ ! -s "$dir/$1" ] || [ ! -s "$dir/$1.pub" ]; then
+        mkdir -p "$CACHE"
+        tmp=$(mktemp -d "$CACHE/.sshlab-rsa.XXXXXX")
+        gen_key rsa 3072 "$tmp/host"
+        gen_key rsa 3072 "$tmp/client"
+        chmod 700 "$tmp"
+        mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"
+    fi
+    cp "$dir/$1" "$2"
+    cp "$dir/$1.pub" "$2.pub"
+}
+
+make_host_keys() { # dir rsa-mode (rsa: new key, cached-rsa: the cached one, empty: none)
     mkdir -p "$1"
     gen_key ed25519 "" "$1/ssh_host_ed25519_key"
     gen_key ecdsa 256 "$1/ssh_host_ecdsa_key"
-    if [ "$2" = rsa ]; then gen_key rsa 3072 "$1/ssh_host_rsa_key"; fi
+    case $2 in
+    rsa) gen_key rsa 3072 "$1/ssh_host_rsa_key" ;;
+    cached-rsa) cached_rsa_key host "$1/ssh_host_rsa_key" ;;
+    esac
 }
 
 # A whiteout (a 0/0 character device) in a lower overlay layer hides that name below it.
 whiteout() { mknod "$1" c 0 0; }
 
 make_accounts() {
-    local u uid pw sudo hosts hash root_pw
+    local u uid pw sudo hash
     mkdir -p "$L/etc" "$L/home" "$L/authorized_keys" "$L/shells"
     cp /etc/passwd "$L/etc/passwd"
     cp /etc/group "$L/etc/group"
@@ -158,7 +177,7 @@ Defaults lecture=never
 Defaults !syslog
 EOF
     for u in "${USERS[@]}"; do
-        read -r u uid pw sudo hosts <<<"$u"
+        read -r u uid pw sudo _ <<<"$u"
         if getent passwd "$u" >/dev/null || getent passwd "$uid" >/dev/null || getent group "$uid" >/dev/null; then
             die "user $u or uid/gid $uid already exists on this machine; the lab needs both unused"
         fi
@@ -181,20 +200,35 @@ EOF
     chmod 640 "$L/etc/shadow"
     chmod 440 "$L/etc/sudoers"
     # The login shells of the hostile host: whatever they are asked to run, they misbehave.
-    printf '#!/bin/sh\n# Whatever it is asked to run: 100 MB of noise.\nexec head -c 104857600 /dev/urandom\n' \
-        >"$L/shells/hostile"
-    printf '#!/bin/sh\n# Whatever it is asked to run: one byte every 5 s for 600 s.\ni=0\nwhile [ $i -lt 120 ]; do\n    printf .\n    sleep 5\n    i=$((i + 1))\ndone\n' \
-        >"$L/shells/slow"
-    printf '#!/bin/sh\n# Whatever it is asked to run: 10 KB of binary junk, then success.\nhead -c 10240 /dev/urandom\nexit 0\n' \
-        >"$L/shells/junk"
+    cat >"$L/shells/hostile" <<'EOF'
+#!/bin/sh
+# Whatever it is asked to run (sshd calls `shell -c COMMAND`): 100 MB of noise.
+exec head -c 104857600 /dev/urandom
+EOF
+    cat >"$L/shells/slow" <<'EOF'
+#!/bin/sh
+# Whatever it is asked to run: one byte every 5 s for 600 s.
+i=0
+while [ $i -lt 120 ]; do
+    printf .
+    sleep 5
+    i=$((i + 1))
+done
+EOF
+    cat >"$L/shells/junk" <<'EOF'
+#!/bin/sh
+# Whatever it is asked to run: 10 KB of binary junk, then success.
+head -c 10240 /dev/urandom
+exit 0
+EOF
     chmod 755 "$L/shells/"*
 }
 
 make_client_keys() {
     mkdir -p "$L/client"
-    gen_key ed25519 "" "$L/client/id_ed25519" &
-    gen_key ecdsa 256 "$L/client/id_ecdsa" &
-    gen_key rsa 3072 "$L/client/id_rsa" &
+    gen_key ed25519 "" "$L/client/id_ed25519"
+    gen_key ecdsa 256 "$L/client/id_ecdsa"
+    cached_rsa_key client "$L/client/id_rsa"
 }
 
 authorize_clients() {
@@ -286,7 +320,7 @@ prepare() {
     local h
     for h in "${LAB_HOSTS[@]}"; do
         mkdir -p "$L/hosts/$h"
-        if [ "$h" = deb ]; then make_host_keys "$L/hosts/$h/keys" rsa & else make_host_keys "$L/hosts/$h/keys" ""; fi
+        if [ "$h" = deb ]; then make_host_keys "$L/hosts/$h/keys" cached-rsa; else make_host_keys "$L/hosts/$h/keys" ""; fi
     done
     make_accounts
     make_rocky
@@ -295,10 +329,9 @@ prepare() {
     write_sshd_config rocky "root picket picketpw" ""
     write_sshd_config alpine "root picket picketpw" ""
     write_sshd_config hostile-ssh "hostile slow junk" ""
-    wait
     local k
     for k in "$L"/client/id_ed25519 "$L"/client/id_ecdsa "$L"/client/id_rsa "$L"/hosts/deb/keys/ssh_host_rsa_key; do
-        [ -s "$k" ] && [ -s "$k.pub" ] || die "key generation failed: $k"
+        if [ ! -s "$k" ] || [ ! -s "$k.pub" ]; then die "key generation failed: $k"; fi
     done
     chmod 600 "$L"/hosts/*/keys/*_key "$L"/client/id_ed25519 "$L"/client/id_ecdsa "$L"/client/id_rsa
     authorize_clients
@@ -400,6 +433,8 @@ stop_host() {
 
 cmd_start() {
     state_init "$1"
+    local t0
+    t0=$(date +%s%N)
     prepare
     local deb_ns i
     deb_ns=$(host_ns deb)
@@ -410,6 +445,7 @@ cmd_start() {
     local h
     for h in "${LAB_HOSTS[@]}"; do start_host "$h"; done
     for h in "${LAB_HOSTS[@]}"; do wait_ssh "$h"; done
+    echo "sshlab: up in $((($(date +%s%N) - t0) / 1000000)) ms"
 }
 
 cmd_rekey() {

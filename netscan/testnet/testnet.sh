@@ -18,7 +18,8 @@
 # process has exited (test binaries use it, as Rust tests have no global teardown).
 #
 # Nothing is created in the root namespace apart from the namespace handles and
-# /etc/netns/<scanner-ns>/resolv.conf (which `ip netns exec` bind-mounts over /etc/resolv.conf).
+# /etc/netns/<scanner-ns>/resolv.conf (which `ip netns exec` bind-mounts over /etc/resolv.conf), and
+# the SSH lab's cache (sshlab.sh: an rpm database and two RSA keys, /var/cache/picket-testnet).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -46,7 +47,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,21p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,22p' "$SELF" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
