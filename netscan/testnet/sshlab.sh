@@ -82,6 +82,17 @@ host_v4() {
 
 # --- rocky: the rpm database ----------------------------------------------------------------------
 
+# A machine whose /var/cache cannot be written (a read-only image) still comes up, only slower:
+# the cache then lives in the state directory, for this network alone.
+use_cache() {
+    if ! mkdir -p "$CACHE" 2>/dev/null || [ ! -w "$CACHE" ]; then
+        [ -n "${STATE:-}" ] || die "cache $CACHE is not writable"
+        echo "sshlab: $CACHE is not writable, caching in $STATE/sshlab-cache" >&2
+        CACHE="$STATE/sshlab-cache"
+        mkdir -p "$CACHE"
+    fi
+}
+
 rpm_key() {
     { echo "recipe $RPM_RECIPE"; rpm --version; cat "$DATA"/rpm/rocky.inc "$DATA"/rpm/*.spec; } | sha256sum | cut -c1-16
 }
@@ -97,7 +108,12 @@ build_rpms() {
         echo "$dir"
         return 0
     fi
-    mkdir -p "$CACHE"
+    use_cache
+    dir="$CACHE/sshlab-rpmdb-$key"
+    if [ -f "$dir/packages.tsv" ]; then
+        echo "$dir"
+        return 0
+    fi
     tmp=$(mktemp -d "$CACHE/.sshlab-rpmdb-build.XXXXXX")
     mkdir -p "$tmp/top" "$tmp/db"
     for f in "$DATA"/rpm/*.spec; do
@@ -137,7 +153,10 @@ gen_key() { # type bits file
 cached_rsa_key() { # name dest
     local dir="$CACHE/sshlab-rsa-3072" tmp
     if [ ! -s "$dir/$1" ] || [ ! -s "$dir/$1.pub" ]; then
-        mkdir -p "$CACHE"
+        use_cache
+        dir="$CACHE/sshlab-rsa-3072"
+    fi
+    if [ ! -s "$dir/$1" ] || [ ! -s "$dir/$1.pub" ]; then
         tmp=$(mktemp -d "$CACHE/.sshlab-rsa.XXXXXX")
         gen_key rsa 3072 "$tmp/host"
         gen_key rsa 3072 "$tmp/client"
