@@ -6,6 +6,8 @@
 #                                 packages each host should report, as JSON
 #   sshlab.sh rekey   STATE_DIR   restart the deb host's sshd with NEW host keys
 #   sshlab.sh restore STATE_DIR   restart it with its original host keys
+#   sshlab.sh exec    STATE_DIR HOST CMD...   run CMD as the host's sessions see it (its network and
+#                                 mount namespaces), without SSH
 #   sshlab.sh build-rpms          build (or find in the cache) the Rocky rpm database; prints its dir
 #
 # `testnet.sh up` calls `sshlab.sh _start STATE_DIR` once the namespaces exist; `testnet.sh down`
@@ -57,7 +59,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,9p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,11p' "$SELF" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -496,6 +498,19 @@ cmd_restore() {
     wait_ssh deb
 }
 
+# Enters the namespaces of the host's sshd, after checking that the recorded PID still is that
+# host's sshd (in its network namespace), so a recycled PID is never entered.
+cmd_exec() {
+    state_init "$1"
+    local h=$2 pid
+    shift 2
+    pid=$(cat "$L/hosts/$h/daemon.pid" 2>/dev/null) || die "no lab host '$h'"
+    if [ ! -d "/proc/$pid" ] || [ "$(ip netns identify "$pid" 2>/dev/null)" != "$(host_ns "$h")" ]; then
+        die "the sshd of $h (PID $pid) is not running"
+    fi
+    exec nsenter -t "$pid" -m -n -- "$@"
+}
+
 cmd_info() {
     state_init "$1"
     [ -d "$L" ] || die "$STATE has no SSH lab"
@@ -523,6 +538,11 @@ main() {
         restore) cmd_restore "$1" ;;
         _start) cmd_start "$1" ;;
         esac
+        ;;
+    exec)
+        [ $# -ge 3 ] || usage
+        [ "$(id -u)" -eq 0 ] || die "must run as root"
+        cmd_exec "$@"
         ;;
     _inner)
         [ $# -eq 2 ] || usage
