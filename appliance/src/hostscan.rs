@@ -166,7 +166,12 @@ pub fn scan_host(cli: &Cli, args: &HostArgs) -> Result<u8, AppError> {
         host_timeout: Duration::from_secs(args.host_timeout),
         max_output_bytes: host::DEFAULT_MAX_OUTPUT_BYTES,
     };
-    let results = runtime.block_on(run_fleet(&targets, checks, base, usize::from(args.parallel)));
+    let results = runtime.block_on(run_fleet(
+        &targets,
+        checks,
+        base,
+        usize::from(args.parallel),
+    ));
     drop(runtime);
 
     // Match and save under one hold of the store.
@@ -327,7 +332,10 @@ fn match_inventory(
     let mut findings = inv.config_findings.clone();
     let mut packages = inv.packages;
     match distro::release_of(&inv.os, known_ecosystems) {
-        Err(e) => note(cli, &format!("{}: {e}; packages not matched", target.original)),
+        Err(e) => note(
+            cli,
+            &format!("{}: {e}; packages not matched", target.original),
+        ),
         Ok(release) => {
             for p in &mut packages {
                 p.ecosystem.clone_from(&release.primary);

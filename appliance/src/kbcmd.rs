@@ -48,7 +48,10 @@ pub fn import(cli: &Cli, paths: &[PathBuf]) -> Result<u8, AppError> {
             Some(e) => format!("{}!{e}", issue.path),
             None => issue.path.clone(),
         };
-        note(cli, &format!("skipped a malformed record in {at}: {}", issue.error));
+        note(
+            cli,
+            &format!("skipped a malformed record in {at}: {}", issue.error),
+        );
     }
     if report.malformed > 20 {
         note(

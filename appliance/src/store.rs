@@ -61,7 +61,9 @@ pub const COMPACT_FLOOR_BYTES: u64 = 16 * 1024 * 1024;
 mod guard;
 mod kb;
 
-pub use kb::{is_input_error, EcosystemMeta, ImportError, ImportIssue, ImportReport, KbMeta, SourceReport};
+pub use kb::{
+    is_input_error, EcosystemMeta, ImportError, ImportIssue, ImportReport, KbMeta, SourceReport,
+};
 
 const TREE_SCANS: &str = "scans";
 const TREE_SUMMARIES: &str = "summaries";
@@ -755,7 +757,14 @@ impl Store {
         })?;
         let mut live_bytes = 0u64;
         let t = self.t()?;
-        for tree in [&t.scans, &t.summaries, &t.order, &t.meta, &t.kb, &t.hostkeys] {
+        for tree in [
+            &t.scans,
+            &t.summaries,
+            &t.order,
+            &t.meta,
+            &t.kb,
+            &t.hostkeys,
+        ] {
             for item in tree.iter() {
                 let (k, v) = item.map_err(|e| sled_err("measure", &path, e))?;
                 live_bytes += (k.len() + v.len()) as u64;

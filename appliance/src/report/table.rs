@@ -237,11 +237,7 @@ pub fn host_report(r: &HostReport) -> String {
                 );
             }
             HostScanStatus::Ok => {
-                let os = h
-                    .os
-                    .as_ref()
-                    .map(|o| clean(&o.name))
-                    .unwrap_or_default();
+                let os = h.os.as_ref().map(|o| clean(&o.name)).unwrap_or_default();
                 let _ = writeln!(
                     out,
                     "{} ({})  {}  kernel {}  {} packages ({})  {} listening  {:.2} s",
@@ -280,7 +276,8 @@ pub fn host_report(r: &HostReport) -> String {
             }
         }
     }
-    let plain: Vec<picket_model::Finding> = r.findings.iter().map(HostFinding::to_finding).collect();
+    let plain: Vec<picket_model::Finding> =
+        r.findings.iter().map(HostFinding::to_finding).collect();
     let _ = write!(
         out,
         "\n{} of {} hosts inventoried, {} packages, {}; matched against {} advisories in {} ms; {:.2} s",

@@ -130,7 +130,10 @@ fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -347,7 +350,8 @@ impl Store {
             }
             m.imported_at.clone_from(&stamp);
         }
-        meta.ecosystems.retain(|_, m| m.advisories > 0 || !m.imported_at.is_empty());
+        meta.ecosystems
+            .retain(|_, m| m.advisories > 0 || !m.imported_at.is_empty());
         if report.added + report.updated > 0 {
             meta.imported_at = stamp;
         }
