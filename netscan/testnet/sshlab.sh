@@ -334,6 +334,11 @@ EOF
 
 prepare() {
     [ -f "$STATE/hosts.tsv" ] || die "$STATE/hosts.tsv is missing (testnet.sh up builds it)"
+    local tool
+    for tool in sudo rpm rpmbuild ssh-keygen openssl unshare nsenter python3; do
+        command -v "$tool" >/dev/null || die "$tool is missing (run scripts/install-deps.sh)"
+    done
+    [ -f /etc/sudoers ] || die "/etc/sudoers is missing (is sudo installed? scripts/install-deps.sh)"
     rm -rf "$L"
     mkdir -p "$L/hosts"
     chmod 755 "$L"
