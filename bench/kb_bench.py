@@ -164,7 +164,7 @@ def scan(args, targets, identity, label):
         res["matching_ms"] = statistics.median(r["matching_ms"] for r in ok if r.get("matching_ms") is not None) \
             if any(r.get("matching_ms") is not None for r in ok) else None
         res["rss_kib"] = max(r["rss_kib"] or 0 for r in ok)
-        for k in ("targets", "succeeded", "failed", "packages", "kb_advisories", "findings"):
+        for k in ("targets", "succeeded", "failed", "packages", "kb_advisories", "findings", "duration_ms"):
             res[k] = ok[-1].get(k)
     return res
 
@@ -234,12 +234,15 @@ def table(results):
     if st:
         rep = st.get("report") or {}
         rows.append(("kb status advisories", rep.get("advisories", st.get("error")), "", ""))
+        rows.append(("kb status wall (s) / peak RSS (MB)",
+                     f"{st.get('wall_s')} / {round((st.get('rss_kib') or 0) / 1024, 1)}", "", ""))
     one, fleet = results.get("scan_one", {}), results.get("scan_fleet", {})
     if one:
         rows.append(("1 host: packages / findings", f"{one.get('packages')} / {one.get('findings')}", "", ""))
         rows.append(("1 host: matching (ms)", one.get("matching_ms"), "", ""))
         rows.append(("matching per 1,000 packages (ms)", one.get("matching_ms_per_1000"), f"<= {GOALS['matching_ms_per_1000']}",
                      verdict(one.get("matching_ms_per_1000"), GOALS["matching_ms_per_1000"])))
+        rows.append(("1 host: scan duration_ms / wall (s)", f"{one.get('duration_ms')} / {one.get('wall_s')}", "", ""))
         rows.append(("1 host end to end (s)", one.get("wall_s"), f"<= {GOALS['one_host_s']}",
                      verdict(one.get("wall_s"), GOALS["one_host_s"], failed=one.get("succeeded") == 0)))
     base = results.get("ssh_baseline")
@@ -250,6 +253,8 @@ def table(results):
         rows.append(("50 hosts end to end (s)", fleet.get("wall_s"), "", ""))
         rows.append(("50 hosts / 1 host", fleet.get("ratio_to_one"), f"<= {GOALS['fleet_ratio']}", verdict(fleet.get("ratio_to_one"), GOALS["fleet_ratio"])))
         rows.append(("50 hosts: matching (ms)", fleet.get("matching_ms"), "", ""))
+    if results.get("store_bytes_final"):
+        rows.append(("store size at the end (MB)", round(results["store_bytes_final"] / 1e6, 1), "", ""))
     for k in ("import", "reimport", "status", "scan_one", "scan_fleet", "scan"):
         if isinstance(results.get(k), dict) and results[k].get("error"):
             rows.append((f"{k}: error", results[k]["error"].splitlines()[-1][:80], "", ""))
@@ -289,6 +294,10 @@ def main():
         phase_status(args, results)
     if "scan" in phases:
         phase_scan(args, results)
+    state_dir = os.path.join(args.work, "state")
+    if os.path.isdir(state_dir):
+        # The store after everything above (status and scans open and write it too).
+        results["store_bytes_final"] = du_bytes(state_dir)
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "kb-results.json")
     with open(path, "w") as f:
