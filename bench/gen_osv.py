@@ -234,13 +234,41 @@ def bump(v, delta, which=-1):
     return v[: m.start()] + str(n) + v[m.end() :]
 
 
+DEBVER = re.compile(r"^(?:(\d+):)?(.+?)(?:-([^-]+))?$")
+STABLE_UPDATE = re.compile(r"^(.*?)([+~])deb(\d+)u(\d+)$")
+
+
 def lower(v):
-    """A version dpkg orders below v (the last non-zero digit run minus one)."""
-    runs = list(DIGITS.finditer(v))
-    for i in range(len(runs) - 1, -1, -1):
-        if int(runs[i].group()) > 0 and not (i == 0 and re.match(r"^\d+:", v)):
-            return bump(v, -1, i)
-    return v + "~~"
+    """A version dpkg orders below v, the way earlier Debian versions look: the previous stable
+    update (`+deb12u3` -> `+deb12u2` -> none), else the previous Debian revision, else the upstream
+    version's last non-zero number minus one. Kept in bench/gen_osv.py and
+    kb/testdata/host-corpus/gen.py alike (the latter checks it with dpkg)."""
+    m = DEBVER.match(v)
+    if not m:
+        return v + "~~"
+    epoch, up, rev = m.groups()
+    pre = f"{epoch}:" if epoch else ""
+    if rev:
+        su = STABLE_UPDATE.match(rev)
+        if su:
+            base, sep, rel, n = su.groups()
+            if int(n) > 1:
+                return f"{pre}{up}-{base}{sep}deb{rel}u{int(n) - 1}"
+            if sep == "+":
+                return f"{pre}{up}-{base}"
+            rev = base  # `X-R~deb12u1` sorts below `X-R`: go below `X-R` itself
+        lead = re.match(r"^(\d+)$", rev)
+        if lead and int(lead.group(1)) > 1:
+            return f"{pre}{up}-{int(lead.group(1)) - 1}"
+        nmu = re.match(r"^(\d+)\.\d+$", rev)
+        if nmu:
+            return f"{pre}{up}-{nmu.group(1)}"  # before the non-maintainer upload
+    runs = [r for r in DIGITS.finditer(up) if int(r.group()) > 0]
+    if not runs:
+        return v + "~~"
+    r = runs[-1]
+    up = up[: r.start()] + str(int(r.group()) - 1) + up[r.end() :]
+    return f"{pre}{up}-1" if rev else f"{pre}{up}"
 
 
 def upstream(rng):
@@ -397,17 +425,20 @@ def debian(rng, k, ctx):
         hist = deb_history(vrng, base[r], epoch, r, steps)
         events, versions = [{"introduced": "0"}], []
         if host_hit and r == "12":
+            # Placed around the installed version: mostly fixed below it, some unfixed, a few
+            # fixed above. `versions` lists what lies below the fix, as osv.dev's do.
             roll = rng.random()
             if roll < 0.72:
                 fix = installed
                 for _ in range(rng.randint(1, 3)):
-                    fix = lower(fix) or fix
+                    fix = lower(fix)
                 events.append({"fixed": fix})
+                versions = [lower(fix)]
             elif roll < 0.94:
-                pass  # unfixed: the installed version is affected
+                versions = [lower(installed), installed]  # unfixed: the installed version is affected
             else:
                 events.append({"fixed": bump(installed, 1)})
-            versions = [lower(installed) or installed]
+                versions = [lower(installed), installed]
         else:
             fixed_at = rng.randint(1, steps)
             if fixed_at < steps and rng.random() < 0.85:

@@ -168,9 +168,48 @@ def higher(v):
     return h
 
 
+DEBVER = re.compile(r"^(?:(\d+):)?(.+?)(?:-([^-]+))?$")
+STABLE_UPDATE = re.compile(r"^(.*?)([+~])deb(\d+)u(\d+)$")
+
+
+def debian_lower(v):
+    """The version before v as Debian numbers them: the previous stable update (`+deb12u3` ->
+    `+deb12u2` -> none), else the previous revision (or the one before an NMU), else the upstream
+    version's last non-zero number minus one. Same as bench/gen_osv.py's."""
+    m = DEBVER.match(v)
+    if not m:
+        return None
+    epoch, up, rev = m.groups()
+    pre = f"{epoch}:" if epoch else ""
+    if rev:
+        su = STABLE_UPDATE.match(rev)
+        if su:
+            base, sep, rel, n = su.groups()
+            if int(n) > 1:
+                return f"{pre}{up}-{base}{sep}deb{rel}u{int(n) - 1}"
+            if sep == "+":
+                return f"{pre}{up}-{base}"
+            rev = base  # `X-R~deb12u1` sorts below `X-R`: go below `X-R` itself
+        lead = re.match(r"^(\d+)$", rev)
+        if lead and int(lead.group(1)) > 1:
+            return f"{pre}{up}-{int(lead.group(1)) - 1}"
+        nmu = re.match(r"^(\d+)\.\d+$", rev)
+        if nmu:
+            return f"{pre}{up}-{nmu.group(1)}"
+    runs = [r for r in DIGITS.finditer(up) if int(r.group()) > 0]
+    if not runs:
+        return None
+    r = runs[-1]
+    up = up[: r.start()] + str(int(r.group()) - 1) + up[r.end() :]
+    return f"{pre}{up}-1" if rev else f"{pre}{up}"
+
+
 def lower(v):
+    cand = debian_lower(v)
+    if cand is not None and lt(cand, v):
+        return cand
+    # Fallback: the last non-zero digit run minus one (checked), else a `~` suffix.
     runs = list(DIGITS.finditer(v))
-    # The last non-zero digit run, so `-0` revisions still get a realistic lower version.
     for i in range(len(runs) - 1, -1, -1):
         if int(runs[i].group()) > 0:
             cand = bump(v, -1, i)
