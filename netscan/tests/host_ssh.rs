@@ -633,3 +633,185 @@ fn vm_hwm_kib() -> u64 {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
+
+/// Against the SSH lab of the test network (netscan/testnet/sshlab.sh): Debian, Rocky (real rpm
+/// database) and Alpine hosts, and the hostile-ssh host. Opt-in, since it needs the network up
+/// and must run inside its scanner namespace:
+///   testnet.sh up STATE; sshlab.sh info STATE > info.json
+///   PICKET_SSHLAB_INFO=info.json testnet.sh exec STATE target/debug/deps/host_ssh-* lab_
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_hosts_match_their_ground_truth() {
+    let Ok(path) = std::env::var("PICKET_SSHLAB_INFO") else {
+        println!("SKIPPED: PICKET_SSHLAB_INFO (sshlab.sh info output) not set");
+        return;
+    };
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read info")).expect("json");
+    let key = info["client_keys"]
+        .as_array()
+        .and_then(|k| k.iter().find(|k| k["type"] == "ssh-ed25519"))
+        .and_then(|k| k["path"].as_str())
+        .map(PathBuf::from)
+        .expect("ed25519 client key");
+    let host = |name: &str| info["hosts"][name].clone();
+    let pinned = |h: &serde_json::Value| {
+        h["host_keys"]
+            .as_array()
+            .and_then(|k| k.iter().find(|k| k["type"] == "ssh-ed25519"))
+            .and_then(|k| k["public"].as_str())
+            .map(str::to_owned)
+            .expect("ed25519 host key")
+    };
+    let target = |h: &serde_json::Value, user: &str| {
+        SshTarget::parse(&format!(
+            "ssh://{user}@{}",
+            h["address"].as_str().expect("address")
+        ))
+        .expect("target")
+    };
+    let str_of = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+
+    for name in ["deb", "rocky", "alpine"] {
+        let h = host(name);
+        let started = Instant::now();
+        let inv = inventory(
+            &target(&h, "root"),
+            &key_opts(&key, HostKeyCheck::Known(pinned(&h))),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        println!(
+            "lab {name}: {} packages via {} in {:?} (login {} ms)",
+            inv.packages.len(),
+            inv.package_manager,
+            started.elapsed(),
+            inv.connect_ms
+        );
+        assert_eq!(inv.package_manager, str_of(&h["package_manager"]), "{name}");
+        assert_eq!(inv.os.id, str_of(&h["os_release"]["ID"]), "{name}");
+        assert_eq!(
+            inv.os.version_id,
+            str_of(&h["os_release"]["VERSION_ID"]),
+            "{name}"
+        );
+        assert_eq!(inv.kernel, str_of(&h["uname_r"]), "{name}");
+        let got: BTreeSet<(String, String, String, String)> = inv
+            .packages
+            .iter()
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    p.version.clone(),
+                    p.arch.clone(),
+                    p.source_name.clone(),
+                )
+            })
+            .collect();
+        match name {
+            "deb" => assert_eq!(
+                inv.packages.len() as u64,
+                h["dpkg_package_count"].as_u64().expect("count"),
+                "deb package count"
+            ),
+            "rocky" => {
+                let want: BTreeSet<_> = h["rpm_packages"]
+                    .as_array()
+                    .expect("rpm packages")
+                    .iter()
+                    .filter(|p| p["name"] != "gpg-pubkey")
+                    .map(|p| {
+                        let vr = format!("{}-{}", str_of(&p["version"]), str_of(&p["release"]));
+                        let epoch = p["epoch"].as_u64().unwrap_or(0);
+                        let version = if epoch == 0 {
+                            vr
+                        } else {
+                            format!("{epoch}:{vr}")
+                        };
+                        let srpm = str_of(&p["sourcerpm"]);
+                        let source = srpm
+                            .strip_suffix(".src.rpm")
+                            .and_then(|b| b.rsplitn(3, '-').nth(2))
+                            .unwrap_or(&srpm)
+                            .to_owned();
+                        (str_of(&p["name"]), version, str_of(&p["arch"]), source)
+                    })
+                    .collect();
+                assert_eq!(got, want, "rocky packages");
+            }
+            _ => {
+                let want: BTreeSet<_> = h["apk_packages"]
+                    .as_array()
+                    .expect("apk packages")
+                    .iter()
+                    .map(|p| {
+                        let origin = p["origin"]
+                            .as_str()
+                            .unwrap_or(p["name"].as_str().unwrap_or(""));
+                        (
+                            str_of(&p["name"]),
+                            str_of(&p["version"]),
+                            str_of(&p["arch"]),
+                            origin.to_owned(),
+                        )
+                    })
+                    .collect();
+                assert_eq!(got, want, "alpine packages");
+            }
+        }
+    }
+
+    // Non-root users with sudo, by password and without.
+    for (name, user, password, sudo) in [
+        ("rocky", "picket", "picket-test-password", Sudo::NoPassword),
+        (
+            "alpine",
+            "picketpw",
+            "picketpw-test-password",
+            Sudo::Password("picketpw-test-password".into()),
+        ),
+    ] {
+        let h = host(name);
+        let mut opts = SshOptions::new(
+            SshAuth::Password(password.into()),
+            HostKeyCheck::Known(pinned(&h)),
+        );
+        opts.sudo = Some(sudo);
+        let inv = inventory(&target(&h, user), &opts)
+            .await
+            .unwrap_or_else(|e| panic!("{name} as {user} with sudo: {e}"));
+        assert!(inv.privileged);
+        assert!(
+            inv.commands.iter().any(|c| c.command.starts_with("sudo ")
+                && c.command.ends_with(" -- /usr/sbin/sshd -T")
+                && c.exit_status == Some(0)),
+            "{name}: {:#?}",
+            inv.commands
+        );
+    }
+
+    // The hostile host: a flood, binary junk, a trickle.
+    let h = host("hostile-ssh");
+    let opts_for = |password: &str| {
+        let mut o = SshOptions::new(
+            SshAuth::Password(password.into()),
+            HostKeyCheck::Known(pinned(&h)),
+        );
+        o.max_output_bytes = 8 << 20;
+        o.host_timeout = Duration::from_secs(4);
+        o
+    };
+    match inventory(&target(&h, "hostile"), &opts_for("hostile-test-password")).await {
+        Err(NetscanError::SshOutputTooLarge { .. } | NetscanError::SshBadOutput { .. }) => {}
+        other => panic!("hostile: {other:?}"),
+    }
+    match inventory(&target(&h, "junk"), &opts_for("junk-test-password")).await {
+        Err(NetscanError::SshBadOutput { reason, .. }) => println!("junk refused: {reason}"),
+        other => panic!("junk: {other:?}"),
+    }
+    let started = Instant::now();
+    match inventory(&target(&h, "slow"), &opts_for("slow-test-password")).await {
+        Err(NetscanError::Timeout { op, .. }) => assert_eq!(op, "host inventory"),
+        other => panic!("slow: {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(6));
+}

@@ -102,6 +102,13 @@ pub(crate) const SS_PROCESSES: CommandSpec = CommandSpec {
     when: "as root or with sudo",
     why: "listening TCP and UDP sockets with the owning process names",
 };
+pub(crate) const NETSTAT: CommandSpec = CommandSpec {
+    id: "netstat",
+    argv: &["netstat", "-ltnu"],
+    privilege: Privilege::User,
+    when: "when ss is missing (busybox systems)",
+    why: "listening TCP and UDP sockets, without process names",
+};
 pub(crate) const SSHD_T: CommandSpec = CommandSpec {
     id: "sshd-T",
     argv: &["/usr/sbin/sshd", "-T"],
@@ -171,6 +178,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     APK,
     SS,
     SS_PROCESSES,
+    NETSTAT,
     SSHD_T,
     SSHD_CONFIG,
     WORLD_WRITABLE,

@@ -370,11 +370,15 @@ async fn listening(s: &Session) -> Result<Vec<ListeningSocket>, NetscanError> {
         &cmd::SS
     };
     let out = s.run(spec).await?;
+    if out.ok() {
+        return parse::ss_listening(&out.stdout).map_err(|e| s.bad_output(&out, e));
+    }
+    let out = s.run(&cmd::NETSTAT).await?;
     if !out.ok() {
-        // No ss (minimal images): the inventory is still worth having.
+        // Neither tool (minimal images): the rest of the inventory is still worth having.
         return Ok(Vec::new());
     }
-    parse::ss_listening(&out.stdout).map_err(|e| s.bad_output(&out, e))
+    parse::netstat_listening(&out.stdout).map_err(|e| s.bad_output(&out, e))
 }
 
 async fn sshd(s: &Session) -> Result<Option<parse::SshdSettings>, NetscanError> {

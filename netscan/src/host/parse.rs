@@ -18,6 +18,10 @@ pub const MAX_SOCKETS: usize = 65_536;
 pub const MAX_CONFIG_LINES: usize = 100_000;
 /// Include nesting followed in sshd configuration files.
 const MAX_INCLUDE_DEPTH: usize = 8;
+/// Work allowed while evaluating Includes (one unit per line visited and per file name matched
+/// against a glob), all nesting levels together: a hostile host could otherwise make every file
+/// include every other one and cost exponential time. Real configurations need a few hundred.
+const MAX_CONFIG_VISITS: usize = 200_000;
 
 /// Why a command's output was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -409,6 +413,50 @@ pub fn ss_listening(bytes: &[u8]) -> Result<Vec<ListeningSocket>, OutputError> {
     Ok(out)
 }
 
+/// Parses `netstat -ltnu` output (busybox or net-tools), the fallback where `ss` is missing
+/// (Alpine without iproute2): `Proto Recv-Q Send-Q Local Foreign [State]` after two header lines.
+pub fn netstat_listening(bytes: &[u8]) -> Result<Vec<ListeningSocket>, OutputError> {
+    let s = text(bytes)?;
+    let mut out = Vec::new();
+    for (n, line) in numbered_lines(s) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let protocol = match f.first().copied() {
+            Some("tcp" | "tcp6") => Protocol::Tcp,
+            Some("udp" | "udp6") => Protocol::Udp,
+            // "Active Internet connections ..." and the column header.
+            _ => continue,
+        };
+        let Some(local) = f.get(3) else {
+            return Err(OutputError::BadLine {
+                line: n,
+                reason: "expected at least 5 columns",
+            });
+        };
+        if protocol == Protocol::Tcp && f.get(5) != Some(&"LISTEN") {
+            continue;
+        }
+        let (address, port) = split_host_port(local).ok_or(OutputError::BadLine {
+            line: n,
+            reason: "local address is not ADDRESS:PORT",
+        })?;
+        if out.len() >= MAX_SOCKETS {
+            return Err(OutputError::TooMany {
+                what: "listening sockets",
+                limit: MAX_SOCKETS,
+            });
+        }
+        out.push(ListeningSocket {
+            protocol,
+            address,
+            port,
+            process: None,
+        });
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 /// `users:(("sshd",pid=812,fd=3),...)` → `sshd`.
 fn ss_process_name(col: &str) -> Option<String> {
     let inner = col.strip_prefix("users:((\"")?;
@@ -522,7 +570,8 @@ pub fn sshd_config_files(bytes: &[u8]) -> Result<SshdSettings, OutputError> {
         });
     }
     let mut st = SshdSettings::default();
-    eval_sshd_file(&files, SSHD_CONFIG, &mut st, 0);
+    let mut budget = MAX_CONFIG_VISITS;
+    eval_sshd_file(&files, SSHD_CONFIG, &mut st, 0, &mut budget);
     Ok(st)
 }
 
@@ -531,6 +580,7 @@ fn eval_sshd_file(
     path: &str,
     st: &mut SshdSettings,
     depth: usize,
+    budget: &mut usize,
 ) {
     let Some(lines) = files.get(path) else {
         return;
@@ -539,6 +589,10 @@ fn eval_sshd_file(
         return;
     }
     for line in lines {
+        if *budget == 0 {
+            return;
+        }
+        *budget -= 1;
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -556,13 +610,18 @@ fn eval_sshd_file(
                     format!("/etc/ssh/{pattern}")
                 };
                 // BTreeMap keys are in lexical order, as glob(3) sorts.
+                if *budget < files.len() {
+                    *budget = 0;
+                    return;
+                }
+                *budget -= files.len();
                 let matched: Vec<&str> = files
                     .keys()
                     .copied()
                     .filter(|p| glob_match(&pattern, p))
                     .collect();
                 for p in matched {
-                    eval_sshd_file(files, p, st, depth + 1);
+                    eval_sshd_file(files, p, st, depth + 1, budget);
                 }
             }
             continue;

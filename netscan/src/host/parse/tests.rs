@@ -213,6 +213,32 @@ fn ss_listening_sockets() {
 }
 
 #[test]
+fn netstat_fallback() {
+    // busybox netstat -ltnu on Alpine.
+    let out = b"Active Internet connections (only servers)\n\
+Proto Recv-Q Send-Q Local Address           Foreign Address         State       \n\
+tcp        0      0 0.0.0.0:22              0.0.0.0:*               LISTEN      \n\
+tcp        0      0 :::22                   :::*                    LISTEN      \n\
+tcp        0      0 127.0.0.1:25            0.0.0.0:*               LISTEN      \n\
+udp        0      0 0.0.0.0:68              0.0.0.0:*                           \n";
+    let s = netstat_listening(out).unwrap_or_default();
+    let got: Vec<(Protocol, &str, u16)> = s
+        .iter()
+        .map(|x| (x.protocol, x.address.as_str(), x.port))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (Protocol::Tcp, "0.0.0.0", 22),
+            (Protocol::Tcp, "127.0.0.1", 25),
+            (Protocol::Tcp, "::", 22),
+            (Protocol::Udp, "0.0.0.0", 68),
+        ]
+    );
+    assert!(netstat_listening(b"tcp 0 0\n").is_err());
+}
+
+#[test]
 fn sshd_effective_config() {
     let st = sshd_effective(SSHD_T).unwrap_or_default();
     assert!(st.effective);
@@ -249,6 +275,26 @@ fn include_loops_terminate() {
 /etc/ssh/sshd_config\0PermitRootLogin yes\n";
     let st = sshd_config_files(out).unwrap_or_default();
     assert_eq!(st.permit_root_login.as_deref(), Some("yes"));
+}
+
+#[test]
+fn include_fan_out_is_bounded() {
+    // 12 files that each include all 12, eight levels deep, would be 12^8 file visits.
+    let mut out = String::from("/etc/ssh/sshd_config\0Include /etc/ssh/sshd_config.d/*\n");
+    for i in 0..12 {
+        out.push_str(&format!(
+            "/etc/ssh/sshd_config.d/f{i:02}\0Include /etc/ssh/sshd_config.d/*\n"
+        ));
+    }
+    out.push_str("/etc/ssh/sshd_config.d/f11\0PermitRootLogin yes\n");
+    let started = std::time::Instant::now();
+    let st = sshd_config_files(out.as_bytes());
+    assert!(st.is_ok());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -350,6 +396,7 @@ proptest! {
         let _ = rpm_packages(&data);
         let _ = apk_packages(&data);
         let _ = ss_listening(&data);
+        let _ = netstat_listening(&data);
         let _ = sshd_effective(&data);
         let _ = sshd_config_files(&data);
         let _ = stat_line(&data);

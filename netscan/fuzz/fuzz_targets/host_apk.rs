@@ -1,0 +1,8 @@
+//! Fuzz target: apk's installed database (netscan::host::parse).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = picket_netscan::host::parse::apk_packages(data);
+});
