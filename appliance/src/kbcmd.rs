@@ -38,10 +38,6 @@ pub fn import(cli: &Cli, paths: &[PathBuf]) -> Result<u8, AppError> {
         Err(ImportError::Source(e)) => return Err(AppError::KbSource(e)),
         Err(ImportError::Store(e)) => return Err(e.into()),
     };
-    // An import can add a lot; reclaim sled's leftovers now rather than at the next scan.
-    if let Err(e) = store.compact_if_bloated() {
-        tracing::warn!("store compaction failed: {e}");
-    }
     drop(store);
     for issue in report.errors.iter().take(20) {
         let at = match &issue.entry {
@@ -102,12 +98,12 @@ pub fn status(cli: &Cli) -> Result<u8, AppError> {
     }
     let store = Store::open_waiting(&state_dir(cli)?, LOCK_WAIT)?;
     let meta = store.kb_meta()?;
-    let disk = store.usage().map(|u| u.disk_bytes).unwrap_or(0);
+    let disk_bytes = store.kb_disk_bytes()?;
     drop(store);
     let now = time::OffsetDateTime::now_utc();
     let bytes = match cli.format {
         Format::Table => status_table(&meta, now).into_bytes(),
-        _ => json::to_bytes(&status_json(&meta, disk, now))?,
+        _ => json::to_bytes(&status_json(&meta, disk_bytes, now))?,
     };
     emit(cli, &bytes)?;
     Ok(exit::OK)

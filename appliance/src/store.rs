@@ -306,7 +306,6 @@ struct Trees {
     summaries: sled::Tree,
     order: sled::Tree,
     meta: sled::Tree,
-    kb: sled::Tree,
     hostkeys: sled::Tree,
 }
 
@@ -324,6 +323,8 @@ pub struct Store {
     opened_sealed: bool,
     /// Set once the open verified the store: only a verified store is sealed when dropped.
     verified: bool,
+    /// The knowledge base's database, opened on first use (see [`kb`]).
+    kb: std::cell::OnceCell<kb::KbDb>,
     // Dropped last: the lock outlives the database handles and the seal.
     _lock: File,
 }
@@ -367,6 +368,7 @@ impl Store {
             }
         };
         remove_stale_generations(&root, generation)?;
+        kb::remove_stale(&root)?;
         guard::finish_interrupted_open(&root, generation)?;
         let manifest = guard::read_manifest(&root)?;
 
@@ -400,6 +402,7 @@ impl Store {
                 manifest,
                 opened_sealed: sealed,
                 verified: false,
+                kb: std::cell::OnceCell::new(),
                 _lock: store_lock,
             };
             store.check_schema()?;
@@ -439,7 +442,6 @@ impl Store {
             summaries: tree(TREE_SUMMARIES)?,
             order: tree(TREE_ORDER)?,
             meta: tree(TREE_META)?,
-            kb: tree(kb::TREE_KB)?,
             hostkeys: tree(TREE_HOSTKEYS)?,
             db,
         })
@@ -757,14 +759,7 @@ impl Store {
         })?;
         let mut live_bytes = 0u64;
         let t = self.t()?;
-        for tree in [
-            &t.scans,
-            &t.summaries,
-            &t.order,
-            &t.meta,
-            &t.kb,
-            &t.hostkeys,
-        ] {
+        for tree in [&t.scans, &t.summaries, &t.order, &t.meta, &t.hostkeys] {
             for item in tree.iter() {
                 let (k, v) = item.map_err(|e| sled_err("measure", &path, e))?;
                 live_bytes += (k.len() + v.len()) as u64;
@@ -822,7 +817,6 @@ impl Store {
                 (&t.summaries, &fresh.summaries),
                 (&t.order, &fresh.order),
                 (&t.meta, &fresh.meta),
-                (&t.kb, &fresh.kb),
                 (&t.hostkeys, &fresh.hostkeys),
             ] {
                 for item in src.iter() {

@@ -104,6 +104,25 @@ impl KbPackage {
 }
 
 impl KbEntry {
+    /// Drops listed versions that the ranges already hold. Distribution feeds list every
+    /// affected version of a range (Ubuntu's records, dozens each); those add nothing to the
+    /// answer: a version equal to a listed one that its range holds is held by the same range.
+    /// Versions the ranges do not hold, or that cannot be evaluated, are kept.
+    fn drop_versions_in_ranges(&mut self, ordering: Option<Ecosystem>) {
+        let ranges: Vec<(Ecosystem, Vec<Event>)> = self
+            .orderable(ordering)
+            .map(|(eco, events)| (eco, events.to_vec()))
+            .collect();
+        self.versions.retain(|v| {
+            osv::entry_affects(
+                ordering,
+                &[],
+                ranges.iter().map(|(e, ev)| (*e, ev.as_slice())),
+                v,
+            ) != Ok(true)
+        });
+    }
+
     fn orderable(&self, package: Option<Ecosystem>) -> impl Iterator<Item = (Ecosystem, &[Event])> {
         self.ranges.iter().filter_map(move |r| match r.kind {
             KbRangeKind::Ecosystem => package.map(|eco| (eco, r.events.as_slice())),
@@ -145,7 +164,7 @@ pub fn from_osv(adv: &Advisory) -> Result<(KbAdvisory, Vec<KbPackage>), RecordEr
                 name: pkg.name.clone(),
             });
         }
-        let entry = KbEntry {
+        let mut entry = KbEntry {
             versions: affected.versions.clone(),
             ranges: affected
                 .ranges
@@ -163,6 +182,7 @@ pub fn from_osv(adv: &Advisory) -> Result<(KbAdvisory, Vec<KbPackage>), RecordEr
                 })
                 .collect(),
         };
+        entry.drop_versions_in_ranges(Ecosystem::from_osv(&pkg.ecosystem));
         let key = index_name(&pkg.ecosystem, &pkg.name);
         match packages
             .iter_mut()

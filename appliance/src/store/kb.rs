@@ -1,28 +1,41 @@
 //! The knowledge base's part of the store: advisories imported from OSV, indexed for lookup by
 //! (ecosystem, package).
 //!
-//! One sled tree, `kb`, with three kinds of key:
-//! - `a` ID → [`KbAdvisory`] (every advisory ever imported, withdrawn ones too);
-//! - `p` ECOSYSTEM NUL NAME NUL ID → [`KbPackage`] (what advisory ID says about that package;
-//!   only for advisories that are not withdrawn) — a host's package is matched with one prefix
-//!   scan that reads nothing about other packages;
+//! Layout: `STATE_DIR/store/kb-N/` is a sled database of its own, and `KB_CURRENT` names the live
+//! one. Its one tree, `kb`, holds three kinds of key:
+//! - `a` ID → [`KbAdvisory`] (every advisory imported, withdrawn ones too);
+//! - `p` ECOSYSTEM NUL NAME NUL ID → the [`KbEntry`] list of what advisory ID says about that
+//!   package (only for advisories that are not withdrawn) — a host's package is matched with one
+//!   prefix scan that reads nothing about other packages;
 //! - `m` `status` → [`KbMeta`] (counts per ecosystem and the age of the data).
 //!
-//! Why one tree: an import is applied as one sled batch, which sled applies atomically (also
-//! across a crash), and batches are per tree. So a killed import leaves the previous knowledge
-//! base exactly as it was, and a finished one is all there — never an advisory without its index
-//! entries or counts that disagree with the records. The price is that the whole change set of
-//! an import is held in memory until it is applied: a few hundred bytes per changed advisory.
+//! Why a database per import rather than updates in place: an import that changes anything
+//! writes a complete new generation — the unchanged records copied from the live one, the new
+//! ones merged in, all in key order — and then replaces `KB_CURRENT` atomically. So
+//! - a killed import leaves the previous knowledge base exactly as it was (the half-written
+//!   generation is removed at the next open);
+//! - sled's space amplification stays that of one sequential write: updating ~400,000 records in
+//!   place, or in one atomic sled batch, grew the directory to 4× the live data and the batch
+//!   to 8 GiB of memory, while a sorted bulk load into a fresh database keeps both small;
+//! - the scan history in `gen-N/` is untouched by imports, and its lock and guard are not held
+//!   up by a long import's writes.
+//!
+//! An import that changes nothing writes nothing. The knowledge base is derived data: if its
+//! files are damaged, sled's error is reported and `kb import` of the sources rebuilds it.
 
-use super::{decode, encode, sled_err, Result, Store, StoreError};
-use picket_kb::record::{self, KbAdvisory, KbPackage};
+use super::{decode, encode, sled_err, Result, Store, StoreError, CACHE_BYTES};
+use picket_kb::record::{self, KbAdvisory, KbEntry, KbPackage};
 use picket_kb::source::{self, SourceRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-pub(super) const TREE_KB: &str = "kb";
+const TREE_KB: &str = "kb";
+const KB_CURRENT: &str = "KB_CURRENT";
+const KB_PREFIX: &str = "kb-";
 const META_KEY: &[u8] = b"mstatus";
 /// At most this many per-record errors are kept for the report; the rest are only counted.
 const MAX_REPORTED_ERRORS: usize = 1000;
@@ -43,7 +56,7 @@ pub struct EcosystemMeta {
     pub advisories: u64,
     /// The latest `modified` of this ecosystem's advisories: how fresh the feed is.
     pub newest_modified: String,
-    /// When records of this ecosystem were last imported (changed or not).
+    /// When an import last changed records of this ecosystem.
     pub imported_at: String,
 }
 
@@ -79,6 +92,7 @@ pub struct ImportReport {
     pub malformed: u64,
     /// The first [`MAX_REPORTED_ERRORS`] skipped records.
     pub errors: Vec<ImportIssue>,
+    /// Advisories in the knowledge base afterwards (withdrawn ones not counted).
     pub advisories: u64,
     pub duration_ms: u64,
 }
@@ -94,11 +108,23 @@ pub enum ImportError {
     Store(#[from] StoreError),
 }
 
-/// One advisory waiting to be written.
+/// An open knowledge-base generation.
+#[derive(Debug)]
+pub(super) struct KbDb {
+    generation: u64,
+    path: PathBuf,
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+/// One advisory waiting to be written, already encoded.
 struct Pending {
     modified: String,
     advisory: KbAdvisory,
-    packages: Vec<KbPackage>,
+    /// (index key, encoded entries) per package.
+    packages: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Ecosystems it names (for the counts), empty when withdrawn.
+    ecosystems: BTreeSet<String>,
     /// Index into the report's sources.
     source: usize,
 }
@@ -137,17 +163,106 @@ fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Io { op, path, source }
+}
+
+fn kb_path(root: &Path, generation: u64) -> PathBuf {
+    root.join(format!("{KB_PREFIX}{generation}"))
+}
+
+fn parse_kb_generation(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(KB_PREFIX)?;
+    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|g| *g > 0)
+}
+
+/// The live knowledge-base generation named by `KB_CURRENT`, if any.
+fn read_current(root: &Path) -> Result<Option<u64>> {
+    let path = root.join(KB_CURRENT);
+    let text = match fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("read", &path)(e)),
+    };
+    let name = std::str::from_utf8(&text).unwrap_or("").trim();
+    parse_kb_generation(name)
+        .map(Some)
+        .ok_or_else(|| StoreError::Corrupt {
+            path: path.clone(),
+            reason: format!(
+                "{KB_CURRENT} does not name a knowledge-base generation ({:?})",
+                String::from_utf8_lossy(&text[..text.len().min(64)])
+            ),
+        })
+}
+
+/// Removes knowledge-base generations other than the live one: what an interrupted import
+/// left, or the previous generation an import did not get to remove.
+pub(super) fn remove_stale(root: &Path) -> Result<()> {
+    let live = read_current(root)?;
+    let entries = fs::read_dir(root).map_err(io_err("read directory", root))?;
+    for entry in entries {
+        let entry = entry.map_err(io_err("read directory", root))?;
+        let Some(g) = entry.file_name().to_str().and_then(parse_kb_generation) else {
+            continue;
+        };
+        if Some(g) != live {
+            let path = entry.path();
+            tracing::info!(
+                "removing stale knowledge-base generation {}",
+                path.display()
+            );
+            fs::remove_dir_all(&path).map_err(io_err("remove stale generation", &path))?;
+        }
+    }
+    Ok(())
+}
+
+fn open_kb(path: &Path, generation: u64) -> Result<KbDb> {
+    let db = sled::Config::new()
+        .path(path)
+        .cache_capacity(CACHE_BYTES)
+        .mode(sled::Mode::LowSpace)
+        .flush_every_ms(Some(1000))
+        .open()
+        .map_err(|e| sled_err("open", path, e))?;
+    let tree = db
+        .open_tree(TREE_KB)
+        .map_err(|e| sled_err("open tree", path, e))?;
+    Ok(KbDb {
+        generation,
+        path: path.to_path_buf(),
+        db,
+        tree,
+    })
+}
+
 impl Store {
-    fn kb_tree(&self) -> Result<&sled::Tree> {
-        Ok(&self.t()?.kb)
+    /// The live knowledge base, opened on first use; `None` before the first import.
+    fn kb_db(&self) -> Result<Option<&KbDb>> {
+        if let Some(kb) = self.kb.get() {
+            return Ok(Some(kb));
+        }
+        let Some(generation) = read_current(self.root())? else {
+            return Ok(None);
+        };
+        let kb = open_kb(&kb_path(self.root(), generation), generation)?;
+        Ok(Some(self.kb.get_or_init(|| kb)))
     }
 
     /// The knowledge base's counts (empty before the first import).
     pub fn kb_meta(&self) -> Result<KbMeta> {
-        match self
-            .kb_tree()?
+        let Some(kb) = self.kb_db()? else {
+            return Ok(KbMeta::default());
+        };
+        match kb
+            .tree
             .get(META_KEY)
-            .map_err(|e| sled_err("read", &self.gen_path(), e))?
+            .map_err(|e| sled_err("read", &kb.path, e))?
         {
             Some(bytes) => decode(TREE_KB, "mstatus", &bytes),
             None => Ok(KbMeta::default()),
@@ -156,10 +271,13 @@ impl Store {
 
     /// One stored advisory.
     pub fn kb_advisory(&self, id: &str) -> Result<Option<KbAdvisory>> {
-        match self
-            .kb_tree()?
+        let Some(kb) = self.kb_db()? else {
+            return Ok(None);
+        };
+        match kb
+            .tree
             .get(adv_key(id))
-            .map_err(|e| sled_err("read", &self.gen_path(), e))?
+            .map_err(|e| sled_err("read", &kb.path, e))?
         {
             Some(bytes) => Ok(Some(decode(TREE_KB, &format!("a{id}"), &bytes)?)),
             None => Ok(None),
@@ -169,199 +287,25 @@ impl Store {
     /// The advisories naming package `name` (index form, see [`record::index_name`]) in exactly
     /// `ecosystem`, with what each says about it.
     pub fn kb_candidates(&self, ecosystem: &str, name: &str) -> Result<Vec<(String, KbPackage)>> {
+        let Some(kb) = self.kb_db()? else {
+            return Ok(Vec::new());
+        };
         let prefix = pkg_prefix(ecosystem, name);
         let mut out = Vec::new();
-        for item in self.kb_tree()?.scan_prefix(&prefix) {
-            let (k, v) = item.map_err(|e| sled_err("read", &self.gen_path(), e))?;
+        for item in kb.tree.scan_prefix(&prefix) {
+            let (k, v) = item.map_err(|e| sled_err("read", &kb.path, e))?;
             let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-            let pkg: KbPackage = decode(TREE_KB, &format!("p{ecosystem}/{name}/{id}"), &v)?;
-            out.push((id, pkg));
+            let entries: Vec<KbEntry> = decode(TREE_KB, &format!("p{ecosystem}/{name}/{id}"), &v)?;
+            out.push((
+                id,
+                KbPackage {
+                    ecosystem: ecosystem.to_owned(),
+                    name: name.to_owned(),
+                    entries,
+                },
+            ));
         }
         Ok(out)
-    }
-
-    /// Imports every OSV record under `paths` (files, directories, zip archives).
-    ///
-    /// Idempotent: a record whose stored form is unchanged is not rewritten. When the same id
-    /// appears twice, the later `modified` wins. Malformed records are skipped and reported. A
-    /// source that cannot be read at all aborts the import before anything is written, and the
-    /// whole change set is applied as one atomic batch, then flushed: an import either happened
-    /// entirely or not at all, whenever the process dies.
-    pub fn kb_import(
-        &mut self,
-        paths: &[PathBuf],
-        progress: &mut dyn FnMut(u64),
-    ) -> std::result::Result<ImportReport, ImportError> {
-        let started = Instant::now();
-        let mut report = ImportReport::default();
-        let mut pending: HashMap<String, Pending> = HashMap::new();
-        let mut seen_ecosystems: BTreeMap<String, String> = BTreeMap::new();
-        let mut read = 0u64;
-        for path in paths {
-            let src = report.sources.len();
-            report.sources.push(SourceReport {
-                path: path.display().to_string(),
-                ..SourceReport::default()
-            });
-            let mut issues = Vec::new();
-            let errors = source::read_records(path, &mut |rec: SourceRecord| {
-                read += 1;
-                if read % 4096 == 0 {
-                    progress(read);
-                }
-                let s = &mut report.sources[src];
-                s.records += 1;
-                let issue = |id: Option<String>, error: String| ImportIssue {
-                    path: rec.origin.path.display().to_string(),
-                    entry: rec.origin.entry.clone(),
-                    id,
-                    error,
-                };
-                let adv = match rec.advisory {
-                    Ok(a) => a,
-                    Err(e) => {
-                        s.malformed += 1;
-                        issues.push(issue(e.id().map(str::to_owned), e.to_string()));
-                        return;
-                    }
-                };
-                let (kb, pkgs) = match record::from_osv(&adv) {
-                    Ok(x) => x,
-                    Err(e) => {
-                        s.malformed += 1;
-                        issues.push(issue(Some(adv.id.clone()), e.to_string()));
-                        return;
-                    }
-                };
-                for p in &pkgs {
-                    let newest = seen_ecosystems.entry(p.ecosystem.clone()).or_default();
-                    if adv.modified > *newest {
-                        newest.clone_from(&adv.modified);
-                    }
-                }
-                match pending.get(&adv.id) {
-                    Some(old) if old.modified > adv.modified => {}
-                    _ => {
-                        pending.insert(
-                            adv.id.clone(),
-                            Pending {
-                                modified: adv.modified.clone(),
-                                advisory: kb,
-                                packages: pkgs,
-                                source: src,
-                            },
-                        );
-                    }
-                }
-            });
-            if let Some(e) = errors.into_iter().next() {
-                return Err(ImportError::Source(e));
-            }
-            report.malformed += report.sources[src].malformed;
-            for i in issues {
-                if report.errors.len() < MAX_REPORTED_ERRORS {
-                    report.errors.push(i);
-                }
-            }
-        }
-        progress(read);
-
-        // Compare with what is stored and build the batch.
-        let path = self.gen_path();
-        let tree = self.kb_tree()?.clone();
-        let mut meta = self.kb_meta()?;
-        let mut batch = sled::Batch::default();
-        let mut ids: Vec<&String> = pending.keys().collect();
-        ids.sort();
-        let stamp = now_rfc3339();
-        for id in ids {
-            let Some(p) = pending.get(id) else { continue };
-            let new_bytes = encode(&format!("advisory {id}"), &p.advisory)?;
-            let old_bytes = tree
-                .get(adv_key(id))
-                .map_err(|e| sled_err("read", &path, e))?;
-            let s = &mut report.sources[p.source];
-            let old: Option<KbAdvisory> = match &old_bytes {
-                Some(b) if b.as_ref() == new_bytes.as_slice() => {
-                    // Byte-identical stored form; the package records follow from the same
-                    // record, so nothing to write.
-                    s.unchanged += 1;
-                    report.unchanged += 1;
-                    continue;
-                }
-                // A stored record that does not decode is an error, not something to overwrite:
-                // its index entries could not be cleaned up.
-                Some(b) => Some(decode(TREE_KB, &format!("a{id}"), b)?),
-                None => None,
-            };
-            if old_bytes.is_some() {
-                s.updated += 1;
-                report.updated += 1;
-            } else {
-                s.added += 1;
-                report.added += 1;
-            }
-            if p.advisory.withdrawn {
-                s.withdrawn += 1;
-                report.withdrawn += 1;
-            }
-            // Counts: out with the old, in with the new.
-            let ecos = |a: &KbAdvisory| -> BTreeSet<String> {
-                if a.withdrawn {
-                    BTreeSet::new()
-                } else {
-                    a.packages.iter().map(|(e, _)| e.clone()).collect()
-                }
-            };
-            if let Some(o) = &old {
-                for e in ecos(o) {
-                    if let Some(m) = meta.ecosystems.get_mut(&e) {
-                        m.advisories = m.advisories.saturating_sub(1);
-                    }
-                }
-                if o.withdrawn {
-                    meta.withdrawn = meta.withdrawn.saturating_sub(1);
-                } else {
-                    meta.advisories = meta.advisories.saturating_sub(1);
-                }
-                for (e, n) in &o.packages {
-                    batch.remove(pkg_key(e, n, id));
-                }
-            }
-            for e in ecos(&p.advisory) {
-                meta.ecosystems.entry(e).or_default().advisories += 1;
-            }
-            if p.advisory.withdrawn {
-                meta.withdrawn += 1;
-            } else {
-                meta.advisories += 1;
-                for pkg in &p.packages {
-                    let name = record::index_name(&pkg.ecosystem, &pkg.name);
-                    let bytes = encode(&format!("package {} of {id}", pkg.name), pkg)?;
-                    batch.insert(pkg_key(&pkg.ecosystem, &name, id), bytes);
-                }
-            }
-            batch.insert(adv_key(id), new_bytes);
-        }
-        for (eco, newest) in seen_ecosystems {
-            let m = meta.ecosystems.entry(eco).or_default();
-            if newest > m.newest_modified {
-                m.newest_modified = newest;
-            }
-            m.imported_at.clone_from(&stamp);
-        }
-        meta.ecosystems
-            .retain(|_, m| m.advisories > 0 || !m.imported_at.is_empty());
-        if report.added + report.updated > 0 {
-            meta.imported_at = stamp;
-        }
-        batch.insert(META_KEY, encode("knowledge base status", &meta)?);
-        tree.apply_batch(batch)
-            .map_err(|e| sled_err("import into", &path, e))?;
-        self.flush()?;
-        report.advisories = meta.advisories;
-        report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Ok(report)
     }
 
     /// The distinct ecosystems the knowledge base has advisories for.
@@ -374,9 +318,301 @@ impl Store {
             .map(|(e, _)| e)
             .collect())
     }
+
+    /// Disk use of the live knowledge base.
+    pub fn kb_disk_bytes(&self) -> Result<u64> {
+        let Some(g) = read_current(self.root())? else {
+            return Ok(0);
+        };
+        let path = kb_path(self.root(), g);
+        crate::fsutil::disk_usage(&path).map_err(io_err("measure", &path))
+    }
+
+    /// Imports every OSV record under `paths` (files, directories, zip archives).
+    ///
+    /// Idempotent: records whose stored form is unchanged are not rewritten, and an import that
+    /// changes nothing writes nothing. When the same id appears twice, the later `modified`
+    /// wins. Malformed records are skipped and reported. A source that cannot be read at all
+    /// aborts the import before anything is written. Otherwise the new knowledge base is
+    /// written as a new generation and made live atomically (see the module docs).
+    pub fn kb_import(
+        &mut self,
+        paths: &[PathBuf],
+        progress: &mut dyn FnMut(u64),
+    ) -> std::result::Result<ImportReport, ImportError> {
+        let started = Instant::now();
+        let mut report = ImportReport::default();
+        let pending = read_sources(paths, &mut report, progress)?;
+
+        // What changes, compared with the live generation.
+        let old = self.kb_db()?;
+        let mut meta = self.kb_meta()?;
+        let stamp = now_rfc3339();
+        let mut changed: BTreeMap<String, (Pending, Vec<u8>)> = BTreeMap::new();
+        let mut replaced_keys: BTreeSet<Vec<u8>> = BTreeSet::new();
+        let mut newest: BTreeMap<String, String> = BTreeMap::new();
+        for (id, p) in pending {
+            for e in p.advisory.packages.iter().map(|(e, _)| e) {
+                let n = newest.entry(e.clone()).or_default();
+                if p.modified > *n {
+                    n.clone_from(&p.modified);
+                }
+            }
+            let bytes = encode(&format!("advisory {id}"), &p.advisory)?;
+            let old_bytes = match old {
+                Some(kb) => kb
+                    .tree
+                    .get(adv_key(&id))
+                    .map_err(|e| sled_err("read", &kb.path, e))?,
+                None => None,
+            };
+            let s = &mut report.sources[p.source];
+            if old_bytes.as_deref() == Some(bytes.as_slice()) {
+                s.unchanged += 1;
+                report.unchanged += 1;
+                continue;
+            }
+            if let Some(b) = &old_bytes {
+                // A stored record that does not decode is an error, not something to drop:
+                // its index entries could not be found to replace.
+                let o: KbAdvisory = decode(TREE_KB, &format!("a{id}"), b)?;
+                replaced_keys.insert(adv_key(&id));
+                for (e, n) in &o.packages {
+                    replaced_keys.insert(pkg_key(e, n, &id));
+                }
+                if o.withdrawn {
+                    meta.withdrawn = meta.withdrawn.saturating_sub(1);
+                } else {
+                    meta.advisories = meta.advisories.saturating_sub(1);
+                    for e in o.packages.iter().map(|(e, _)| e).collect::<BTreeSet<_>>() {
+                        if let Some(m) = meta.ecosystems.get_mut(e) {
+                            m.advisories = m.advisories.saturating_sub(1);
+                        }
+                    }
+                }
+                s.updated += 1;
+                report.updated += 1;
+            } else {
+                s.added += 1;
+                report.added += 1;
+            }
+            if p.advisory.withdrawn {
+                s.withdrawn += 1;
+                report.withdrawn += 1;
+                meta.withdrawn += 1;
+            } else {
+                meta.advisories += 1;
+                for e in &p.ecosystems {
+                    let m = meta.ecosystems.entry(e.clone()).or_default();
+                    m.advisories += 1;
+                    m.imported_at.clone_from(&stamp);
+                }
+            }
+            changed.insert(id, (p, bytes));
+        }
+        report.advisories = meta.advisories;
+        if changed.is_empty() {
+            report.duration_ms = ms_since(started);
+            return Ok(report);
+        }
+        for (eco, n) in newest {
+            let m = meta.ecosystems.entry(eco).or_default();
+            if n > m.newest_modified {
+                m.newest_modified = n;
+            }
+        }
+        meta.imported_at = stamp;
+
+        // The new entries, in key order, to merge with the live generation's.
+        let mut fresh: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(changed.len() * 2 + 1);
+        for (id, (p, bytes)) in changed {
+            fresh.push((adv_key(&id), bytes));
+            fresh.extend(p.packages);
+        }
+        fresh.push((META_KEY.to_vec(), encode("knowledge base status", &meta)?));
+        fresh.sort_by(|a, b| a.0.cmp(&b.0));
+        fresh.dedup_by(|a, b| a.0 == b.0);
+
+        let generation = old.map_or(1, |kb| kb.generation + 1);
+        let path = kb_path(self.root(), generation);
+        if path.exists() {
+            fs::remove_dir_all(&path).map_err(io_err("remove stale", &path))?;
+        }
+        let new = open_kb(&path, generation)?;
+        let write = |k: &[u8], v: &[u8]| -> Result<()> {
+            new.tree
+                .insert(k, v)
+                .map(|_| ())
+                .map_err(|e| sled_err("write", &path, e))
+        };
+        let mut fresh = fresh.into_iter().peekable();
+        if let Some(kb) = old {
+            for item in kb.tree.iter() {
+                let (k, v) = item.map_err(|e| sled_err("read", &kb.path, e))?;
+                if k.as_ref() == META_KEY || replaced_keys.contains(k.as_ref()) {
+                    continue;
+                }
+                while let Some((fk, fv)) = fresh.next_if(|(fk, _)| fk.as_slice() < k.as_ref()) {
+                    write(&fk, &fv)?;
+                }
+                if fresh
+                    .peek()
+                    .is_some_and(|(fk, _)| fk.as_slice() == k.as_ref())
+                {
+                    // Replaced by the new record (an index key of an updated advisory).
+                    continue;
+                }
+                write(&k, &v)?;
+            }
+        }
+        for (k, v) in fresh {
+            write(&k, &v)?;
+        }
+        new.db.flush().map_err(|e| sled_err("flush", &path, e))?;
+
+        // The switch.
+        crate::fsutil::write_atomic(
+            &self.root().join(KB_CURRENT),
+            format!("{KB_PREFIX}{generation}\n").as_bytes(),
+            0o600,
+        )
+        .map_err(io_err("write", &self.root().join(KB_CURRENT)))?;
+        let old_path = self.kb.take().map(|kb| kb.path.clone());
+        let _ = self.kb.set(new);
+        if let Some(p) = old_path {
+            // A failure here only leaves garbage that the next open removes.
+            if let Err(e) = fs::remove_dir_all(&p) {
+                tracing::warn!("cannot remove old knowledge base {}: {e}", p.display());
+            }
+        }
+        report.duration_ms = ms_since(started);
+        Ok(report)
+    }
+}
+
+fn ms_since(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Reads and encodes every record of every source. A source that cannot be read is an error;
+/// malformed records are counted and listed in the report.
+fn read_sources(
+    paths: &[PathBuf],
+    report: &mut ImportReport,
+    progress: &mut dyn FnMut(u64),
+) -> std::result::Result<HashMap<String, Pending>, ImportError> {
+    let mut pending: HashMap<String, Pending> = HashMap::new();
+    let mut read = 0u64;
+    let mut encode_failure: Option<StoreError> = None;
+    for path in paths {
+        let src = report.sources.len();
+        report.sources.push(SourceReport {
+            path: path.display().to_string(),
+            ..SourceReport::default()
+        });
+        let mut issues = Vec::new();
+        let errors = source::read_records(path, &mut |rec: SourceRecord| {
+            read += 1;
+            if read % 4096 == 0 {
+                progress(read);
+            }
+            let s = &mut report.sources[src];
+            s.records += 1;
+            let issue = |id: Option<String>, error: String| ImportIssue {
+                path: rec.origin.path.display().to_string(),
+                entry: rec.origin.entry.clone(),
+                id,
+                error,
+            };
+            let adv = match rec.advisory {
+                Ok(a) => a,
+                Err(e) => {
+                    s.malformed += 1;
+                    issues.push(issue(e.id().map(str::to_owned), e.to_string()));
+                    return;
+                }
+            };
+            if pending
+                .get(&adv.id)
+                .is_some_and(|old| old.modified > adv.modified)
+            {
+                return;
+            }
+            let (kb, pkgs) = match record::from_osv(&adv) {
+                Ok(x) => x,
+                Err(e) => {
+                    s.malformed += 1;
+                    issues.push(issue(Some(adv.id.clone()), e.to_string()));
+                    return;
+                }
+            };
+            let mut packages = Vec::with_capacity(pkgs.len());
+            let mut ecosystems = BTreeSet::new();
+            if !kb.withdrawn {
+                for p in &pkgs {
+                    let name = record::index_name(&p.ecosystem, &p.name);
+                    match encode(&format!("package {} of {}", p.name, adv.id), &p.entries) {
+                        Ok(bytes) => packages.push((pkg_key(&p.ecosystem, &name, &adv.id), bytes)),
+                        Err(e) => {
+                            encode_failure.get_or_insert(e);
+                            return;
+                        }
+                    }
+                    ecosystems.insert(p.ecosystem.clone());
+                }
+            }
+            pending.insert(
+                adv.id.clone(),
+                Pending {
+                    modified: adv.modified.clone(),
+                    advisory: kb,
+                    packages,
+                    ecosystems,
+                    source: src,
+                },
+            );
+        });
+        if let Some(e) = errors.into_iter().next() {
+            return Err(ImportError::Source(e));
+        }
+        report.malformed += report.sources[src].malformed;
+        for i in issues {
+            if report.errors.len() < MAX_REPORTED_ERRORS {
+                report.errors.push(i);
+            }
+        }
+    }
+    if let Some(e) = encode_failure {
+        return Err(e.into());
+    }
+    progress(read);
+    Ok(pending)
 }
 
 /// Whether an import error was caused by the user's input (exit 2) rather than the store.
 pub fn is_input_error(e: &ImportError) -> bool {
     matches!(e, ImportError::Source(_))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_keys_are_prefixed_by_their_package_only() {
+        let k = pkg_key("Debian:12", "openssl", "DSA-5532-1");
+        assert!(k.ends_with(b"\0DSA-5532-1"));
+        assert!(k.starts_with(&pkg_prefix("Debian:12", "openssl")));
+        // A package whose name extends another's is not under the other's prefix.
+        assert!(!pkg_key("Debian:12", "openssl-dev", "X")
+            .starts_with(&pkg_prefix("Debian:12", "openssl")));
+    }
+
+    #[test]
+    fn generation_names_are_strict() {
+        assert_eq!(parse_kb_generation("kb-7"), Some(7));
+        for bad in ["kb-", "kb-0", "kb-x", "gen-1", "kb-1 ", "kb--1"] {
+            assert_eq!(parse_kb_generation(bad), None, "{bad}");
+        }
+    }
 }
