@@ -80,6 +80,8 @@ struct Sshd {
     port: u16,
     dir: tempfile::TempDir,
     host_key_pub: String,
+    /// A second host key: a pinned ECDSA key must be asked for and presented.
+    host_key_ecdsa_pub: String,
 }
 
 impl Drop for Sshd {
@@ -104,11 +106,14 @@ impl Sshd {
         let d = dir.path();
         keygen(d, "host_ed25519", &["-t", "ed25519"], "");
         let host_key_pub = pubkey(&d.join("host_ed25519"));
+        keygen(d, "host_ecdsa", &["-t", "ecdsa", "-b", "384"], "");
+        let host_key_ecdsa_pub = pubkey(&d.join("host_ecdsa"));
         std::fs::write(d.join("authorized_keys"), authorized.concat()).expect("authorized_keys");
         let port = free_port();
         let config = format!(
             "ListenAddress 127.0.0.1\n\
              HostKey {d}/host_ed25519\n\
+             HostKey {d}/host_ecdsa\n\
              PidFile {d}/sshd.pid\n\
              AuthorizedKeysFile {d}/authorized_keys\n\
              PermitRootLogin prohibit-password\n\
@@ -159,6 +164,7 @@ impl Sshd {
             port,
             dir,
             host_key_pub,
+            host_key_ecdsa_pub,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -453,6 +459,19 @@ async fn host_key_mismatch_unknown_and_bad_credentials_are_refused() {
         }
         other => panic!("expected HostKeyChanged, got {other:?}"),
     }
+
+    // The server has two host keys; pinning the second one works (it is asked for first).
+    let inv = inventory(
+        &sshd.target("root"),
+        &key_opts(&ed, HostKeyCheck::Known(sshd.host_key_ecdsa_pub.clone())),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("pinned ECDSA host key: {e}"));
+    assert!(
+        inv.host_key.starts_with("ecdsa-sha2-nistp384 "),
+        "{}",
+        inv.host_key
+    );
 
     match inventory(&sshd.target("root"), &key_opts(&ed, HostKeyCheck::Refuse)).await {
         Err(e @ NetscanError::HostKeyUnknown { .. }) => {

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use russh::client::{self, AuthResult, Handle, KeyboardInteractiveAuthResponse};
-use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::keys::{
+    Algorithm, HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate,
+};
 use russh::{ChannelMsg, Disconnect, MethodKind};
 
 use super::commands::{join_quoted, CommandSpec, Privilege, SUDO_NOPASSWORD, SUDO_STDIN};
@@ -75,6 +77,29 @@ pub(crate) fn key_line(key: &PublicKey) -> String {
     k.to_openssh()
         .map(|s| s.trim_end().to_owned())
         .unwrap_or_default()
+}
+
+/// Host-key algorithms to offer. SHA-1 `ssh-rsa` signatures are never accepted (as OpenSSH
+/// >= 8.8). With a pinned key its algorithm goes first, as OpenSSH does with known_hosts, so that
+/// a server with several host keys presents the one we know instead of looking re-keyed.
+fn host_key_preferences(pinned: Option<&PublicKey>) -> Vec<Algorithm> {
+    let safe: Vec<Algorithm> = client::Config::default()
+        .preferred
+        .key
+        .iter()
+        .filter(|a| **a != Algorithm::Rsa { hash: None })
+        .cloned()
+        .collect();
+    let Some(p) = pinned else {
+        return safe;
+    };
+    let first = |a: &Algorithm| match p.algorithm() {
+        Algorithm::Rsa { .. } => matches!(a, Algorithm::Rsa { .. }),
+        other => *a == other,
+    };
+    let (mut prefs, rest): (Vec<_>, Vec<_>) = safe.into_iter().partition(first);
+    prefs.extend(rest);
+    prefs
 }
 
 /// Loads an OpenSSH private key file, naming the file in every error.
@@ -216,14 +241,7 @@ async fn connect_inner(
         nodelay: true,
         ..client::Config::default()
     };
-    if let Some(p) = &pinned {
-        // Ask first for the algorithm of the pinned key, as OpenSSH does with known_hosts, so
-        // that a server with several host keys presents the one we know.
-        let alg = p.algorithm();
-        let mut prefs: Vec<_> = vec![alg.clone()];
-        prefs.extend(config.preferred.key.iter().filter(|a| **a != alg).cloned());
-        config.preferred.key = prefs.into();
-    }
+    config.preferred.key = host_key_preferences(pinned.as_ref()).into();
     let seen = Arc::new(Mutex::new(KeySeen::default()));
     let handler = Client {
         pinned: pinned.clone(),
@@ -514,5 +532,52 @@ impl Session {
             status: out.status.unwrap_or(u32::MAX),
             stderr: out.stderr_line(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ED25519: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
+
+    #[test]
+    fn never_offers_sha1_rsa_and_puts_the_pinned_algorithm_first() {
+        let none = host_key_preferences(None);
+        assert!(!none.contains(&Algorithm::Rsa { hash: None }));
+        assert_eq!(none.first(), Some(&Algorithm::Ed25519));
+        let Ok(k) = PublicKey::from_openssh(ED25519) else {
+            panic!("test key parses");
+        };
+        assert_eq!(
+            host_key_preferences(Some(&k)).first(),
+            Some(&Algorithm::Ed25519)
+        );
+        assert_eq!(host_key_preferences(Some(&k)).len(), none.len());
+    }
+
+    #[test]
+    fn key_line_and_fingerprint() {
+        let Ok(k) = PublicKey::from_openssh(&format!("{ED25519} user@host")) else {
+            panic!("test key parses");
+        };
+        assert_eq!(key_line(&k), ED25519);
+        assert!(fingerprint(&k).starts_with("SHA256:"));
+    }
+
+    #[test]
+    fn key_file_errors_name_the_file() {
+        let dir = std::env::temp_dir().join(format!("picket-key-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let junk = dir.join("junk");
+        let _ = std::fs::write(&junk, "not a key");
+        for p in [dir.join("missing"), junk] {
+            match load_key(&p, None) {
+                Err(NetscanError::SshKey { path, .. }) => assert_eq!(path, p),
+                other => panic!("{}: {other:?}", p.display()),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
