@@ -79,8 +79,8 @@ pub(crate) fn key_line(key: &PublicKey) -> String {
         .unwrap_or_default()
 }
 
-/// Host-key algorithms to offer. SHA-1 `ssh-rsa` signatures are never accepted (as OpenSSH
-/// >= 8.8). With a pinned key its algorithm goes first, as OpenSSH does with known_hosts, so that
+/// Host-key algorithms to offer. SHA-1 `ssh-rsa` signatures are never accepted (as since
+/// OpenSSH 8.8). With a pinned key its algorithm goes first, as OpenSSH does with known_hosts, so that
 /// a server with several host keys presents the one we know instead of looking re-keyed.
 fn host_key_preferences(pinned: Option<&PublicKey>) -> Vec<Algorithm> {
     let safe: Vec<Algorithm> = client::Config::default()
