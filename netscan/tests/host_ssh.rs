@@ -722,6 +722,9 @@ async fn lab_hosts_match_their_ground_truth() {
                 c.duration_ms, c.exit_status, c.output_bytes, c.command
             );
         }
+        for f in &inv.config_findings {
+            println!("  finding {} [{}]: {}", f.id, f.severity, f.evidence);
+        }
         assert_eq!(inv.package_manager, str_of(&h["package_manager"]), "{name}");
         assert_eq!(inv.os.id, str_of(&h["os_release"]["ID"]), "{name}");
         assert_eq!(
@@ -772,6 +775,15 @@ async fn lab_hosts_match_their_ground_truth() {
                     })
                     .collect();
                 assert_eq!(got, want, "rocky packages");
+                if !want.iter().any(|p| p.0 == "dnf-automatic") {
+                    assert!(
+                        inv.config_findings.iter().any(|f| f
+                            .id
+                            .starts_with("host.config.no-automatic-security-updates:")),
+                        "rocky without dnf-automatic: {:?}",
+                        inv.config_findings
+                    );
+                }
             }
             _ => {
                 let want: BTreeSet<_> = h["apk_packages"]
@@ -849,4 +861,47 @@ async fn lab_hosts_match_their_ground_truth() {
         other => panic!("slow: {other:?}"),
     }
     assert!(started.elapsed() < Duration::from_secs(6));
+}
+
+/// Runs [`lab_hosts_match_their_ground_truth`] inside the scanner namespace of the test network
+/// that scripts/test-all.sh brings up (`PICKET_TESTNET=STATE_DIR`).
+#[test]
+fn lab_hosts_in_the_test_network() {
+    let Ok(state) = std::env::var("PICKET_TESTNET") else {
+        println!("SKIPPED: PICKET_TESTNET not set (scripts/test-all.sh sets it)");
+        return;
+    };
+    need_root!();
+    let testnet = Path::new(env!("CARGO_MANIFEST_DIR")).join("testnet");
+    let info = tempfile::NamedTempFile::new().expect("temp file");
+    let out = Command::new(testnet.join("sshlab.sh"))
+        .args(["info", &state])
+        .output()
+        .expect("run sshlab.sh info");
+    assert!(
+        out.status.success(),
+        "sshlab.sh info: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(info.path(), &out.stdout).expect("write info");
+    let exe = std::env::current_exe().expect("current_exe");
+    let out = Command::new(testnet.join("testnet.sh"))
+        .args(["exec", &state, "env"])
+        .arg(format!("PICKET_SSHLAB_INFO={}", info.path().display()))
+        .arg(exe)
+        .args([
+            "--exact",
+            "lab_hosts_match_their_ground_truth",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .output()
+        .expect("run the lab test in the scanner namespace");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "lab test failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

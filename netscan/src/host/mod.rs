@@ -431,16 +431,26 @@ async fn updates(s: &Session, pm: &str) -> Result<UpdateFacts, NetscanError> {
         }
         "rpm" => {
             let out = s.run(&cmd::DNF_AUTOMATIC).await?;
-            let enabled =
-                parse::systemctl_any_enabled(&out.stdout).map_err(|e| s.bad_output(&out, e))?;
-            if out.stdout.is_empty() {
-                // systemctl missing or not answering: cannot tell.
+            if matches!(out.status, None | Some(126 | 127)) {
+                // No systemctl to ask: cannot tell.
                 return Ok((None, None));
             }
+            let enabled =
+                parse::systemctl_any_enabled(&out.stdout).map_err(|e| s.bad_output(&out, e))?;
+            // One state per existing unit on stdout; missing units only complain on stderr
+            // ("Failed to get unit file state ...: No such file or directory").
             let states = String::from_utf8_lossy(&out.stdout)
                 .split_whitespace()
                 .collect::<Vec<_>>()
                 .join(", ");
+            let states = if states.is_empty() {
+                match out.stderr_line() {
+                    l if l.is_empty() => "no such units".to_owned(),
+                    l => l,
+                }
+            } else {
+                states
+            };
             Ok((None, Some((enabled, states))))
         }
         _ => Ok((None, None)),
