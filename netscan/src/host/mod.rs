@@ -213,6 +213,11 @@ async fn inventory_inner(
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     inv.config_findings = config_findings(&inv.address, &c.config, &inv.packages);
+    if target.host.parse::<std::net::IpAddr>().is_err() {
+        for f in &mut inv.config_findings {
+            f.asset.hostname = Some(target.host.clone());
+        }
+    }
     Ok(inv)
 }
 
