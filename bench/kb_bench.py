@@ -303,13 +303,16 @@ def main():
 
     results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "picket": args.picket, "corpus": args.corpus, "corpus_manifest": manifest,
-               "goals": GOALS, "reps": args.reps}
+               "goals": GOALS, "reps": args.reps, "cpus": os.cpu_count(),
+               # Times mean little on a machine busy with other work: keep how busy it was.
+               "loadavg_before": list(os.getloadavg())}
     if "import" in phases:
         phase_import(args, manifest, results)
     if "status" in phases:
         phase_status(args, results)
     if "scan" in phases:
         phase_scan(args, results)
+    results["loadavg_after"] = list(os.getloadavg())
     state_dir = os.path.join(args.work, "state")
     if os.path.isdir(state_dir):
         # The store after everything above (status and scans open and write it too).
@@ -324,6 +327,8 @@ def main():
         print(f"corpus: {t['records']} records (+{t['malformed']} malformed), {t['zip_bytes'] / 1e6:.1f} MB zipped, "
               f"{t['json_bytes'] / 1e6:.1f} MB of JSON, {manifest.get('host_packages')} host source packages")
     table(results)
+    print(f"load average (1, 5, 15 min) before: {' '.join(f'{x:.1f}' for x in results['loadavg_before'])}; "
+          f"after: {' '.join(f'{x:.1f}' for x in results['loadavg_after'])} ({results['cpus']} CPUs)")
     print(f"results: {path}")
 
 
