@@ -497,6 +497,12 @@ async fn host_key_mismatch_unknown_and_bad_credentials_are_refused() {
         other => panic!("expected SshAuthFailed, got {other:?}"),
     }
 
+    // root may only log in with a key here (PermitRootLogin prohibit-password).
+    match inventory(&sshd.target("root"), &password_opts()).await {
+        Err(NetscanError::SshAuthFailed { method, .. }) => assert_eq!(method, "password"),
+        other => panic!("expected SshAuthFailed for root's password, got {other:?}"),
+    }
+
     // An encrypted key needs its passphrase; the error names the file.
     match inventory(
         &sshd.target("root"),

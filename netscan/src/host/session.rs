@@ -395,21 +395,30 @@ async fn connect_inner(
             }
         }
         (SshAuth::Password(pw), _) => {
-            let r = h
-                .authenticate_password(&user, pw.as_str())
-                .await
-                .map_err(ssh_err)?;
-            let ok = match r {
-                AuthResult::Success => true,
+            // Ask which methods the server takes first, so that a wrong password is tried
+            // once, not once per method (failed attempts count towards lockouts).
+            let methods = match h.authenticate_none(&user).await.map_err(ssh_err)? {
+                AuthResult::Success => None,
                 AuthResult::Failure {
                     remaining_methods, ..
-                } if remaining_methods.contains(&MethodKind::KeyboardInteractive) => {
-                    keyboard_interactive(h, &user, pw).await.map_err(ssh_err)?
-                }
-                AuthResult::Failure { .. } => false,
+                } => Some(remaining_methods),
             };
-            if !ok {
-                return Err(fail("password".to_owned()));
+            if let Some(methods) = methods {
+                let (ok, method) = if methods.contains(&MethodKind::Password) {
+                    let r = h
+                        .authenticate_password(&user, pw.as_str())
+                        .await
+                        .map_err(ssh_err)?;
+                    (r.success(), "password")
+                } else if methods.contains(&MethodKind::KeyboardInteractive) {
+                    let ok = keyboard_interactive(h, &user, pw).await.map_err(ssh_err)?;
+                    (ok, "keyboard-interactive")
+                } else {
+                    (false, "password (not offered by the server)")
+                };
+                if !ok {
+                    return Err(fail(method.to_owned()));
+                }
             }
         }
         (SshAuth::Key { path, .. }, None) => {
