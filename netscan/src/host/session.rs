@@ -541,6 +541,17 @@ impl Session {
                             limit: self.max_output,
                         });
                     }
+                    let needed = stdout.len() + data.len();
+                    if needed > stdout.capacity() {
+                        // Grow by doubling, but never past the limit (a plain Vec could reach
+                        // twice the limit in capacity).
+                        let target = stdout
+                            .capacity()
+                            .saturating_mul(2)
+                            .max(needed)
+                            .min(self.max_output);
+                        stdout.reserve_exact(target.saturating_sub(stdout.len()));
+                    }
                     stdout.extend_from_slice(&data);
                 }
                 ChannelMsg::ExtendedData { data, .. } => {
