@@ -470,6 +470,27 @@ async fn keyboard_interactive(
     Ok(false)
 }
 
+/// The exact command line for `spec` and whether the sudo password goes to its stdin. The
+/// password itself never appears here: only constants do.
+fn line_for(spec: &CommandSpec, is_root: bool, sudo: Option<&Sudo>) -> (String, bool) {
+    let via_sudo = !is_root
+        && matches!(
+            spec.privilege,
+            Privilege::RootOnly | Privilege::SudoIfAvailable
+        );
+    match (sudo, via_sudo) {
+        (Some(Sudo::NoPassword), true) => (
+            format!("{} {}", join_quoted(SUDO_NOPASSWORD), spec.command_line()),
+            false,
+        ),
+        (Some(Sudo::Password(_)), true) => (
+            format!("{} {}", join_quoted(SUDO_STDIN), spec.command_line()),
+            true,
+        ),
+        _ => (spec.command_line(), false),
+    }
+}
+
 fn elapsed_ms(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
@@ -485,29 +506,9 @@ impl Session {
         !self.is_root && self.sudo.is_some()
     }
 
-    /// The exact command line for `spec`, with the sudo prefix it needs here.
-    fn line_for(&self, spec: &CommandSpec) -> (String, bool) {
-        let via_sudo = !self.is_root
-            && matches!(
-                spec.privilege,
-                Privilege::RootOnly | Privilege::SudoIfAvailable
-            );
-        match (&self.sudo, via_sudo) {
-            (Some(Sudo::NoPassword), true) => (
-                format!("{} {}", join_quoted(SUDO_NOPASSWORD), spec.command_line()),
-                false,
-            ),
-            (Some(Sudo::Password(_)), true) => (
-                format!("{} {}", join_quoted(SUDO_STDIN), spec.command_line()),
-                true,
-            ),
-            _ => (spec.command_line(), false),
-        }
-    }
-
     /// Runs one command on its own channel; stdout is capped at `max_output_bytes`.
     pub async fn run(&self, spec: &CommandSpec) -> Result<Output, NetscanError> {
-        let (command, password_on_stdin) = self.line_for(spec);
+        let (command, password_on_stdin) = line_for(spec, self.is_root, self.sudo.as_ref());
         let started = Instant::now();
         let ssh_err = |e: russh::Error| NetscanError::Ssh {
             host: self.host.clone(),
@@ -654,6 +655,38 @@ mod tests {
             Some(&Algorithm::Ed25519)
         );
         assert_eq!(host_key_preferences(Some(&k)).len(), none.len());
+    }
+
+    #[test]
+    fn sudo_prefixes_and_no_password_on_command_lines() {
+        use crate::host::commands::{SHADOW_STAT, SSHD_T, WORLD_WRITABLE};
+        let pw = Sudo::Password("hunter2 'x".into());
+        assert_eq!(
+            line_for(&SSHD_T, false, Some(&pw)),
+            ("sudo -S -p '' -- /usr/sbin/sshd -T".to_owned(), true)
+        );
+        assert_eq!(
+            line_for(&WORLD_WRITABLE, false, Some(&Sudo::NoPassword)).0,
+            "sudo -n -- find /etc -xdev -type f -perm -0002 -print0"
+        );
+        // User-level commands, root logins and no sudo: no prefix.
+        assert_eq!(
+            line_for(&SHADOW_STAT, false, Some(&pw)),
+            (SHADOW_STAT.command_line(), false)
+        );
+        assert_eq!(
+            line_for(&SSHD_T, true, Some(&pw)),
+            (SSHD_T.command_line(), false)
+        );
+        assert_eq!(
+            line_for(&SSHD_T, false, None),
+            (SSHD_T.command_line(), false)
+        );
+        for spec in crate::host::COMMANDS {
+            for is_root in [false, true] {
+                assert!(!line_for(spec, is_root, Some(&pw)).0.contains("hunter2"));
+            }
+        }
     }
 
     #[test]
