@@ -2,7 +2,8 @@
 # Benchmark of the vulnerability knowledge base and host matching, with the host-scanning
 # issue's goals: `picket kb import` of a 200,000-record osv.dev-style corpus (wall time, peak RSS,
 # store size vs the zipped input), an idempotent re-import, `kb status`, and `picket scan host`
-# against the SSH lab's deb host (this machine's own packages) and its 50 fleet addresses.
+# against the SSH lab's deb host (this machine's own packages) and its 50 fleet addresses, with
+# OpenSSH running the same package query as the baseline.
 #
 #   bench/kb.sh [PHASE...]     phases: import status scan (default: all)
 #
@@ -16,6 +17,11 @@
 #                      its manifest matches, regenerated otherwise)
 #      KB_WORK         work directory holding the store (default: a fresh temporary one)
 #      BENCH_REPS      host-scan runs per measurement (default 1; the median is reported)
+#      KB_SCAN_USER    login user of the host scans (default picket, the SSH lab's user, with
+#                      --sudo). Not root by default: the deb host is this machine, and root's
+#                      ~/.bashrc here runs `pyenv init` in every SSH session (bash reads it for
+#                      sshd's commands), ~0.4 s each and, 32 sessions at a time, minutes of
+#                      `pyenv rehash` lock waits: it would measure this machine's dotfiles.
 #      PICKET_TESTNET  use an already-up test network (STATE_DIR) instead of building one
 # Output: a table on stdout and bench/out/kb-results.json. The scan phase needs root (network
 # namespaces); import and status do not.
@@ -110,4 +116,4 @@ fi
 
 mkdir -p bench/out
 python3 bench/kb_bench.py --picket "$PICKET_BIN" --corpus "$CORPUS" --work "$WORK" --out bench/out \
-    --reps "${BENCH_REPS:-1}" "${STATE_ARGS[@]}" "${PHASES[@]}"
+    --reps "${BENCH_REPS:-1}" --user "${KB_SCAN_USER:-picket}" "${STATE_ARGS[@]}" "${PHASES[@]}"

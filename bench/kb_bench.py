@@ -140,7 +140,9 @@ def scan(args, targets, identity, label):
     runs = []
     for _ in range(args.reps):
         cmd = [args.picket, "--state-dir", state_dir, "--format", "json", "scan", "host"] + \
-              [f"ssh://root@{t}" for t in targets] + ["--identity", identity, "--trust-on-first-use"]
+              [f"ssh://{args.user}@{t}" for t in targets] + ["--identity", identity, "--trust-on-first-use"]
+        if args.user != "root":
+            cmd.append("--sudo")
         wall, rss, code, out, err = timed(cmd, args.work, netns_state=args.state)
         rep = as_json(out)
         r = {"wall_s": wall, "rss_kib": rss, "exit": code}
@@ -185,7 +187,7 @@ def ssh_baseline(args, identity):
     one = []
     lines = None
     for _ in range(args.reps):
-        wall, _rss, code, out, _err = timed(ssh_cmd(identity) + [f"root@{DEB}", QUERY], args.work,
+        wall, _rss, code, out, _err = timed(ssh_cmd(identity) + [f"{args.user}@{DEB}", QUERY], args.work,
                                             netns_state=args.state)
         if code == 0 and wall is not None:
             one.append(wall)
@@ -193,7 +195,7 @@ def ssh_baseline(args, identity):
     fleet = []
     for _ in range(args.reps):
         wall, _rss, code, out, _err = timed(
-            ["xargs", "-P", "32", "-I{}"] + ssh_cmd(identity) + ["root@{}", QUERY], args.work,
+            ["xargs", "-P", "32", "-I{}"] + ssh_cmd(identity) + [f"{args.user}@{{}}", QUERY], args.work,
             netns_state=args.state, stdin="".join(f"{a}\n" for a in FLEET))
         if code == 0 and wall is not None and len(out.splitlines()) == 50 * (lines or 0):
             fleet.append(wall)
@@ -288,6 +290,8 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--state", help="test network STATE_DIR (for the scan phase)")
     ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--user", default="picket",
+                    help="login user of the host scans (default: the SSH lab's picket user, with --sudo)")
     ap.add_argument("phases", nargs="*", default=[])
     args = ap.parse_args()
     phases = args.phases or ["import", "status", "scan"]
@@ -303,7 +307,7 @@ def main():
 
     results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "picket": args.picket, "corpus": args.corpus, "corpus_manifest": manifest,
-               "goals": GOALS, "reps": args.reps, "cpus": os.cpu_count(),
+               "goals": GOALS, "reps": args.reps, "cpus": os.cpu_count(), "scan_user": args.user,
                # Times mean little on a machine busy with other work: keep how busy it was.
                "loadavg_before": list(os.getloadavg())}
     if "import" in phases:
