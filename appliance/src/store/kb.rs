@@ -36,6 +36,9 @@ use std::time::Instant;
 const TREE_KB: &str = "kb";
 const KB_CURRENT: &str = "KB_CURRENT";
 const KB_PREFIX: &str = "kb-";
+/// The import's temporary file of encoded records (removed when the import ends, and by the
+/// next open if it was killed).
+const SPILL_FILE: &str = "kb-import.tmp";
 const META_KEY: &[u8] = b"mstatus";
 /// At most this many per-record errors are kept for the report; the rest are only counted.
 const MAX_REPORTED_ERRORS: usize = 1000;
@@ -117,14 +120,100 @@ pub(super) struct KbDb {
     tree: sled::Tree,
 }
 
-/// One advisory waiting to be written, already encoded.
+/// Where an encoded value lies in the import's spill file.
+#[derive(Debug, Clone, Copy)]
+struct Loc {
+    offset: u64,
+    len: u32,
+}
+
+/// The encoded records of an import, written to a temporary file as they are read, so that
+/// memory holds only ids and keys (~100 bytes per record) whatever the size of the feed: kept in
+/// memory, 200,000 records took 800 MB, most of it allocator fragmentation between the
+/// long-lived records and each record's short-lived JSON.
+struct Spill {
+    path: PathBuf,
+    out: io::BufWriter<fs::File>,
+    len: u64,
+}
+
+impl Spill {
+    fn create(path: PathBuf) -> Result<Spill> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_err("create", &path))?;
+        Ok(Spill {
+            path,
+            out: io::BufWriter::with_capacity(1 << 20, file),
+            len: 0,
+        })
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> Result<Loc> {
+        use std::io::Write;
+        let len = u32::try_from(bytes.len()).map_err(|_| StoreError::Encode {
+            what: "an imported record".into(),
+            reason: format!("{} bytes is too large", bytes.len()),
+        })?;
+        self.out
+            .write_all(bytes)
+            .map_err(io_err("write", &self.path))?;
+        let loc = Loc {
+            offset: self.len,
+            len,
+        };
+        self.len += u64::from(len);
+        Ok(loc)
+    }
+
+    /// Ends writing; the records are then read back with [`SpillReader::get`].
+    fn finish(self) -> Result<SpillReader> {
+        let path = self.path;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| io_err("write", &path)(e.into_error()))?;
+        Ok(SpillReader { path, file })
+    }
+}
+
+struct SpillReader {
+    path: PathBuf,
+    file: fs::File,
+}
+
+impl SpillReader {
+    fn get(&self, loc: Loc) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; loc.len as usize];
+        self.file
+            .read_exact_at(&mut buf, loc.offset)
+            .map_err(io_err("read", &self.path))?;
+        Ok(buf)
+    }
+}
+
+impl Drop for SpillReader {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// One advisory read by an import; its encoded form is in the spill file.
 struct Pending {
     modified: String,
-    advisory: KbAdvisory,
+    advisory: Loc,
+    withdrawn: bool,
     /// (index key, encoded entries) per package.
-    packages: Vec<(Vec<u8>, Vec<u8>)>,
+    packages: Vec<(Vec<u8>, Loc)>,
     /// Ecosystems it names (for the counts), empty when withdrawn.
-    ecosystems: BTreeSet<String>,
+    ecosystems: Vec<String>,
     /// Index into the report's sources.
     source: usize,
 }
@@ -204,6 +293,13 @@ fn read_current(root: &Path) -> Result<Option<u64>> {
 /// left, or the previous generation an import did not get to remove.
 pub(super) fn remove_stale(root: &Path) -> Result<()> {
     let live = read_current(root)?;
+    let spill = root.join(SPILL_FILE);
+    match fs::remove_file(&spill) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            return Err(io_err("remove stale", &spill)(e))
+        }
+        _ => {}
+    }
     let entries = fs::read_dir(root).map_err(io_err("read directory", root))?;
     for entry in entries {
         let entry = entry.map_err(io_err("read directory", root))?;
@@ -342,41 +438,45 @@ impl Store {
     ) -> std::result::Result<ImportReport, ImportError> {
         let started = Instant::now();
         let mut report = ImportReport::default();
-        let pending = read_sources(paths, &mut report, progress)?;
+        let spill = Spill::create(self.root().join(SPILL_FILE))?;
+        let (pending, spill) = read_sources(paths, spill, &mut report, progress)?;
 
         // What changes, compared with the live generation.
         let old = self.kb_db()?;
         let mut meta = self.kb_meta()?;
         let stamp = now_rfc3339();
-        let mut changed: BTreeMap<String, (Pending, Vec<u8>)> = BTreeMap::new();
+        // The new entries, to merge in key order with the live generation's.
+        let mut fresh: Vec<(Vec<u8>, Fresh)> = Vec::new();
         let mut replaced_keys: BTreeSet<Vec<u8>> = BTreeSet::new();
         let mut newest: BTreeMap<String, String> = BTreeMap::new();
+        let mut any_change = false;
         for (id, p) in pending {
-            for e in p.advisory.packages.iter().map(|(e, _)| e) {
+            for e in &p.ecosystems {
                 let n = newest.entry(e.clone()).or_default();
                 if p.modified > *n {
                     n.clone_from(&p.modified);
                 }
             }
-            let bytes = encode(&format!("advisory {id}"), &p.advisory)?;
+            let key = adv_key(&id);
             let old_bytes = match old {
                 Some(kb) => kb
                     .tree
-                    .get(adv_key(&id))
+                    .get(&key)
                     .map_err(|e| sled_err("read", &kb.path, e))?,
                 None => None,
             };
             let s = &mut report.sources[p.source];
-            if old_bytes.as_deref() == Some(bytes.as_slice()) {
+            let new_bytes = spill.get(p.advisory)?;
+            if old_bytes.as_deref() == Some(new_bytes.as_slice()) {
                 s.unchanged += 1;
                 report.unchanged += 1;
                 continue;
             }
+            any_change = true;
             if let Some(b) = &old_bytes {
                 // A stored record that does not decode is an error, not something to drop:
                 // its index entries could not be found to replace.
                 let o: KbAdvisory = decode(TREE_KB, &format!("a{id}"), b)?;
-                replaced_keys.insert(adv_key(&id));
                 for (e, n) in &o.packages {
                     replaced_keys.insert(pkg_key(e, n, &id));
                 }
@@ -396,7 +496,7 @@ impl Store {
                 s.added += 1;
                 report.added += 1;
             }
-            if p.advisory.withdrawn {
+            if p.withdrawn {
                 s.withdrawn += 1;
                 report.withdrawn += 1;
                 meta.withdrawn += 1;
@@ -408,10 +508,12 @@ impl Store {
                     m.imported_at.clone_from(&stamp);
                 }
             }
-            changed.insert(id, (p, bytes));
+            // The advisory key itself is rewritten in place by the merge below.
+            fresh.push((key, Fresh::Spilled(p.advisory)));
+            fresh.extend(p.packages.into_iter().map(|(k, l)| (k, Fresh::Spilled(l))));
         }
         report.advisories = meta.advisories;
-        if changed.is_empty() {
+        if !any_change {
             report.duration_ms = ms_since(started);
             return Ok(report);
         }
@@ -422,15 +524,11 @@ impl Store {
             }
         }
         meta.imported_at = stamp;
-
-        // The new entries, in key order, to merge with the live generation's.
-        let mut fresh: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(changed.len() * 2 + 1);
-        for (id, (p, bytes)) in changed {
-            fresh.push((adv_key(&id), bytes));
-            fresh.extend(p.packages);
-        }
-        fresh.push((META_KEY.to_vec(), encode("knowledge base status", &meta)?));
-        fresh.sort_by(|a, b| a.0.cmp(&b.0));
+        fresh.push((
+            META_KEY.to_vec(),
+            Fresh::Bytes(encode("knowledge base status", &meta)?),
+        ));
+        fresh.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         fresh.dedup_by(|a, b| a.0 == b.0);
 
         let generation = old.map_or(1, |kb| kb.generation + 1);
@@ -445,6 +543,12 @@ impl Store {
                 .map(|_| ())
                 .map_err(|e| sled_err("write", &path, e))
         };
+        let write_fresh = |k: &[u8], v: Fresh| -> Result<()> {
+            match v {
+                Fresh::Spilled(loc) => write(k, &spill.get(loc)?),
+                Fresh::Bytes(b) => write(k, &b),
+            }
+        };
         let mut fresh = fresh.into_iter().peekable();
         if let Some(kb) = old {
             for item in kb.tree.iter() {
@@ -453,7 +557,7 @@ impl Store {
                     continue;
                 }
                 while let Some((fk, fv)) = fresh.next_if(|(fk, _)| fk.as_slice() < k.as_ref()) {
-                    write(&fk, &fv)?;
+                    write_fresh(&fk, fv)?;
                 }
                 if fresh
                     .peek()
@@ -466,7 +570,7 @@ impl Store {
             }
         }
         for (k, v) in fresh {
-            write(&k, &v)?;
+            write_fresh(&k, v)?;
         }
         new.db.flush().map_err(|e| sled_err("flush", &path, e))?;
 
@@ -498,9 +602,10 @@ fn ms_since(t: Instant) -> u64 {
 /// malformed records are counted and listed in the report.
 fn read_sources(
     paths: &[PathBuf],
+    mut spill: Spill,
     report: &mut ImportReport,
     progress: &mut dyn FnMut(u64),
-) -> std::result::Result<HashMap<String, Pending>, ImportError> {
+) -> std::result::Result<(HashMap<String, Pending>, SpillReader), ImportError> {
     let mut pending: HashMap<String, Pending> = HashMap::new();
     let mut read = 0u64;
     let mut encode_failure: Option<StoreError> = None;
@@ -546,26 +651,39 @@ fn read_sources(
                     return;
                 }
             };
+            let advisory =
+                match encode(&format!("advisory {}", adv.id), &kb).and_then(|b| spill.push(&b)) {
+                    Ok(loc) => loc,
+                    Err(e) => {
+                        encode_failure.get_or_insert(e);
+                        return;
+                    }
+                };
             let mut packages = Vec::with_capacity(pkgs.len());
-            let mut ecosystems = BTreeSet::new();
+            let mut ecosystems: Vec<String> = Vec::new();
             if !kb.withdrawn {
                 for p in &pkgs {
                     let name = record::index_name(&p.ecosystem, &p.name);
-                    match encode(&format!("package {} of {}", p.name, adv.id), &p.entries) {
-                        Ok(bytes) => packages.push((pkg_key(&p.ecosystem, &name, &adv.id), bytes)),
+                    match encode(&format!("package {} of {}", p.name, adv.id), &p.entries)
+                        .and_then(|b| spill.push(&b))
+                    {
+                        Ok(loc) => packages.push((pkg_key(&p.ecosystem, &name, &adv.id), loc)),
                         Err(e) => {
                             encode_failure.get_or_insert(e);
                             return;
                         }
                     }
-                    ecosystems.insert(p.ecosystem.clone());
+                    if !ecosystems.contains(&p.ecosystem) {
+                        ecosystems.push(p.ecosystem.clone());
+                    }
                 }
             }
             pending.insert(
                 adv.id.clone(),
                 Pending {
                     modified: adv.modified.clone(),
-                    advisory: kb,
+                    advisory,
+                    withdrawn: kb.withdrawn,
                     packages,
                     ecosystems,
                     source: src,
@@ -586,7 +704,13 @@ fn read_sources(
         return Err(e.into());
     }
     progress(read);
-    Ok(pending)
+    Ok((pending, spill.finish()?))
+}
+
+/// A value of the new generation: spilled by the import, or made at the end (the status).
+enum Fresh {
+    Spilled(Loc),
+    Bytes(Vec<u8>),
 }
 
 /// Whether an import error was caused by the user's input (exit 2) rather than the store.
