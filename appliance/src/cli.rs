@@ -126,6 +126,7 @@ pub struct HostArgs {
     pub trust_on_first_use: bool,
 
     /// Expected host key, as an OpenSSH public key line (`ssh-ed25519 AAAA...`); with one target.
+    /// It replaces the pinned key once the scan succeeds (how a re-keyed host is re-pinned).
     #[arg(long, value_name = "KEY")]
     pub host_key: Option<String>,
 

@@ -169,6 +169,7 @@ pub fn scan_host(cli: &Cli, args: &HostArgs) -> Result<u8, AppError> {
     let results = runtime.block_on(run_fleet(
         &targets,
         checks,
+        args.host_key.is_some(),
         base,
         usize::from(args.parallel),
     ));
@@ -255,7 +256,7 @@ pub fn scan_host(cli: &Cli, args: &HostArgs) -> Result<u8, AppError> {
     // accepted is the one it will be checked against next time.
     for (hp, key) in &tofu {
         store.set_host_key(hp, key)?;
-        note(cli, &format!("pinned the host key of {hp} (first use)"));
+        note(cli, &format!("pinned the host key of {hp}"));
     }
     store.save(&StoredScan::Host(report))?;
     note(cli, &format!("saved scan {id}"));
@@ -277,6 +278,7 @@ pub fn scan_host(cli: &Cli, args: &HostArgs) -> Result<u8, AppError> {
 async fn run_fleet(
     targets: &[SshTarget],
     checks: Vec<HostKeyCheck>,
+    pinned_here: bool,
     base: SshOptions,
     parallel: usize,
 ) -> Vec<Result<(Inventory, bool), NetscanError>> {
@@ -285,7 +287,9 @@ async fn run_fleet(
     for (i, (t, check)) in targets.iter().cloned().zip(checks).enumerate() {
         let gate = gate.clone();
         let mut opts = base.clone();
-        let first_contact = check == HostKeyCheck::TrustOnFirstUse;
+        // Keys accepted on first use, or pinned on the command line, are stored when the
+        // host's scan succeeds.
+        let first_contact = check == HostKeyCheck::TrustOnFirstUse || pinned_here;
         opts.host_key = check;
         set.spawn(async move {
             let _permit = gate.acquire_owned().await;

@@ -79,8 +79,8 @@ pub enum NetscanError {
     #[error(
         "host key of {host}:{port} changed: pinned {expected_fingerprint}, presented \
          {found_fingerprint}; refusing to connect. If the host was legitimately re-keyed, \
-         verify the new fingerprint out of band, then remove the pinned key and scan again \
-         with --trust-on-first-use"
+         verify the new fingerprint out of band, then pin the new key with --host-key 'LINE' \
+         (the server's public key line)"
     )]
     HostKeyChanged {
         host: String,
@@ -92,7 +92,7 @@ pub enum NetscanError {
     /// No host key is pinned for this host and trust on first use was not allowed.
     #[error(
         "host key of {host}:{port} is unknown (presented {fingerprint}); refusing to connect. \
-         Verify the fingerprint, then pass --trust-on-first-use or pin the key"
+         Verify the fingerprint, then pass --trust-on-first-use or pin the key with --host-key 'LINE'"
     )]
     HostKeyUnknown {
         host: String,
