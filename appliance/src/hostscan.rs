@@ -499,7 +499,7 @@ fn fail_on(cli: &Cli, findings: &[HostFinding]) -> u8 {
 /// The report in the chosen format.
 pub fn render_host(cli: &Cli, r: &HostReport) -> Result<Vec<u8>, AppError> {
     Ok(match cli.format {
-        Format::Json => json::to_bytes(&json::host_report_value(r)?)?,
+        Format::Json => json::host_report_bytes(r)?,
         Format::Table => crate::report::table::host_report(r).into_bytes(),
         Format::Sarif => {
             let plain: Vec<picket_model::Finding> =
