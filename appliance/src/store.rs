@@ -152,6 +152,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// existing records keep decoding).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
+#[allow(clippy::large_enum_variant)] // one per stored scan, moved rarely; boxing would change nothing on disk but add indirection everywhere
 pub enum StoredScan {
     Net(NetReport),
     Host(HostReport),

@@ -618,7 +618,7 @@ fn read_sources(
         let mut issues = Vec::new();
         let errors = source::read_records(path, &mut |rec: SourceRecord| {
             read += 1;
-            if read % 4096 == 0 {
+            if read.is_multiple_of(4096) {
                 progress(read);
             }
             let s = &mut report.sources[src];
