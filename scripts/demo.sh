@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Picket's main job on its embedded default: build the release binary, bring up the repository's own
 # test network (real daemons in network namespaces, 198.18.0.0/24, no route anywhere else), scan it
-# from the scanner namespace, list the stored scan history, and tear everything down.
+# from the scanner namespace, import the repository's OSV fixtures and inventory the SSH lab's Debian
+# host over SSH, list the stored scan history, and tear everything down.
 #
 #   scripts/demo.sh            # as root; installs the test network's Debian packages on first use
 #   scripts/demo.sh --json     # the JSON report instead of the table
@@ -34,5 +35,10 @@ picket() {
 
 echo "== picket scan net 198.18.0.0/24 --udp-ports 53,161 (run inside the test network's scanner namespace)" >&2
 picket scan net 198.18.0.0/24 --udp-ports 53,161 --format "$format"
+echo "== picket kb import kb/testdata/osv (the repository's OSV fixtures)" >&2
+picket -q kb import "$ROOT/kb/testdata/osv" --format table
+echo "== picket scan host ssh://root@198.18.0.30 (the SSH lab's deb host: this machine's own packages)" >&2
+picket scan host ssh://root@198.18.0.30 --identity "$STATE/net/sshlab/client/id_ed25519" \
+    --trust-on-first-use --format "$format"
 echo "== picket scans list (the history kept in the store)" >&2
 picket scans list --format table
