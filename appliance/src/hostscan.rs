@@ -190,6 +190,7 @@ pub fn scan_host(cli: &Cli, args: &HostArgs) -> Result<u8, AppError> {
     let mut matching = Duration::ZERO;
     let mut tofu: Vec<(String, String)> = Vec::new();
     let mut advisories: HashMap<String, Option<KbAdvisory>> = HashMap::new();
+    let mut cache = distro::MatchCache::default();
     for (t, result) in targets.iter().zip(results) {
         match result {
             Err(e) => {
@@ -213,8 +214,14 @@ pub fn scan_host(cli: &Cli, args: &HostArgs) -> Result<u8, AppError> {
                     tofu.push((host_port(t), inv.host_key.clone()));
                 }
                 let t0 = Instant::now();
-                let (info, host_findings) =
-                    match_inventory(cli, &store, &known_ecosystems, &mut advisories, t, inv)?;
+                let (info, host_findings) = match_inventory(
+                    cli,
+                    &store,
+                    &known_ecosystems,
+                    (&mut advisories, &mut cache),
+                    t,
+                    inv,
+                )?;
                 matching += t0.elapsed();
                 hosts.push(info);
                 findings.extend(host_findings);
@@ -329,7 +336,10 @@ fn match_inventory(
     cli: &Cli,
     store: &Store,
     known_ecosystems: &[String],
-    advisories: &mut HashMap<String, Option<KbAdvisory>>,
+    (advisories, cache): (
+        &mut HashMap<String, Option<KbAdvisory>>,
+        &mut distro::MatchCache,
+    ),
     target: &SshTarget,
     inv: Inventory,
 ) -> Result<(HostInfo, Vec<HostFinding>), AppError> {
@@ -344,9 +354,13 @@ fn match_inventory(
             for p in &mut packages {
                 p.ecosystem.clone_from(&release.primary);
             }
-            let m = distro::match_host(&release, &inv.kernel, &packages, &mut |eco, name| {
-                store.kb_candidates(eco, name)
-            })?;
+            let m = distro::match_host_cached(
+                &release,
+                &inv.kernel,
+                &packages,
+                &mut |eco, name| store.kb_candidates(eco, name),
+                cache,
+            )?;
             if !m.unevaluated.is_empty() {
                 note(
                     cli,

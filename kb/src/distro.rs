@@ -306,10 +306,38 @@ pub fn match_host<E>(
     packages: &[Package],
     fetch: &mut dyn FnMut(&str, &str) -> Result<Candidates, E>,
 ) -> Result<HostMatches, E> {
+    match_host_cached(
+        release,
+        running_kernel,
+        packages,
+        fetch,
+        &mut MatchCache::default(),
+    )
+}
+
+/// What matching has looked up and decided, kept across the hosts of a fleet: hosts of one
+/// release mostly run the same package versions, so each (ecosystem, name, version) is decided
+/// once per fleet rather than once per host.
+#[derive(Debug, Default)]
+pub struct MatchCache {
+    candidates: HashMap<(String, String), Candidates>,
+    /// Per (ecosystem, name, version): the verdicts, shared by binaries of one source.
+    verdicts: HashMap<(String, String, String), Verdicts>,
+}
+
+/// [`match_host`] with a cache shared by several hosts.
+pub fn match_host_cached<E>(
+    release: &Release,
+    running_kernel: &str,
+    packages: &[Package],
+    fetch: &mut dyn FnMut(&str, &str) -> Result<Candidates, E>,
+    shared: &mut MatchCache,
+) -> Result<HostMatches, E> {
     let kernel = kernel_state(release.family, packages, running_kernel);
-    let mut cache: HashMap<(String, String), Candidates> = HashMap::new();
-    // Per (ecosystem, name, version): the verdicts, shared by binaries of one source.
-    let mut verdicts: HashMap<(String, String, String), Verdicts> = HashMap::new();
+    let MatchCache {
+        candidates: cache,
+        verdicts,
+    } = shared;
     let mut out = HostMatches {
         hits: Vec::new(),
         unevaluated: Vec::new(),
