@@ -103,11 +103,11 @@ pub struct HostArgs {
     pub targets: Vec<String>,
 
     /// Private key file (OpenSSH format: ed25519, ECDSA or RSA).
-    #[arg(long, value_name = "FILE", conflicts_with = "password_env")]
+    #[arg(long, value_name = "FILE")]
     pub identity: Option<PathBuf>,
 
-    /// Name of the environment variable holding the password (for login, and for sudo with
-    /// --sudo). Also the passphrase of --identity's key when given with it.
+    /// Name of the environment variable holding the password: for login (without --identity)
+    /// and for sudo (with --sudo).
     #[arg(long, value_name = "VAR")]
     pub password_env: Option<String>,
 
@@ -320,6 +320,52 @@ mod tests {
         );
         assert_eq!(cfg.retries, 3);
         assert!(!cfg.force_connect && !cfg.no_ping);
+    }
+
+    #[test]
+    fn scan_host_takes_a_key_and_a_sudo_password_together() {
+        let cli = Cli::try_parse_from([
+            "picket",
+            "scan",
+            "host",
+            "ssh://ops@198.18.0.30",
+            "@fleet.txt",
+            "--identity",
+            "k",
+            "--password-env",
+            "PW",
+            "--sudo",
+            "--parallel",
+            "8",
+        ]);
+        let Ok(Cli {
+            command: Command::Scan(ScanCommand::Host(args)),
+            ..
+        }) = cli
+        else {
+            panic!("parse failed");
+        };
+        assert_eq!(args.targets, vec!["ssh://ops@198.18.0.30", "@fleet.txt"]);
+        assert!(args.sudo && args.identity.is_some() && args.password_env.is_some());
+        assert_eq!((args.parallel, args.host_timeout), (8, 120));
+        for bad in [
+            vec!["picket", "scan", "host", "ssh://a@b", "--parallel", "0"],
+            vec![
+                "picket",
+                "scan",
+                "host",
+                "ssh://a@b",
+                "--passphrase-env",
+                "X",
+            ],
+            vec!["picket", "kb", "import"],
+        ] {
+            assert_eq!(
+                Cli::try_parse_from(&bad).err().map(|e| e.exit_code()),
+                Some(2),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
