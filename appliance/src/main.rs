@@ -8,12 +8,6 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
 
-/// mimalloc instead of glibc's malloc: importing a knowledge base parses hundreds of thousands
-/// of JSON records between long-lived allocations, and glibc kept the freed memory (a 200,000
-/// record import peaked at 780 MB resident with a 45 MB live heap).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     // clap prints usage errors itself and exits 2, as the contract wants.
     let cli = Cli::parse();

@@ -598,8 +598,37 @@ fn ms_since(t: Instant) -> u64 {
     u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
+/// What the parsing thread hands over for one record.
+enum Parsed {
+    Record {
+        src: usize,
+        id: String,
+        modified: String,
+        withdrawn: bool,
+        advisory: Vec<u8>,
+        /// (index key, encoded entries) per package.
+        packages: Vec<(Vec<u8>, Vec<u8>)>,
+        ecosystems: Vec<String>,
+    },
+    Malformed {
+        src: usize,
+        issue: ImportIssue,
+    },
+    EncodeFailed(StoreError),
+    SourceFailed(source::SourceError),
+}
+
+/// Records in flight between the parsing thread and the importer.
+const PARSED_QUEUE: usize = 1024;
+
 /// Reads and encodes every record of every source. A source that cannot be read is an error;
 /// malformed records are counted and listed in the report.
+///
+/// Parsing runs on a thread of its own. Besides overlapping JSON parsing with the spill writes,
+/// this keeps the parser's short-lived allocations (every string of every record) in that
+/// thread's malloc arena, apart from the long-lived per-record entries made here: interleaved in
+/// one arena they fragmented glibc's heap to 830 MB resident for a 160 MB live peak on 200,000
+/// records.
 fn read_sources(
     paths: &[PathBuf],
     mut spill: Spill,
@@ -608,103 +637,147 @@ fn read_sources(
 ) -> std::result::Result<(HashMap<String, Pending>, SpillReader), ImportError> {
     let mut pending: HashMap<String, Pending> = HashMap::new();
     let mut read = 0u64;
-    let mut encode_failure: Option<StoreError> = None;
     for path in paths {
-        let src = report.sources.len();
         report.sources.push(SourceReport {
             path: path.display().to_string(),
             ..SourceReport::default()
         });
-        let mut issues = Vec::new();
-        let errors = source::read_records(path, &mut |rec: SourceRecord| {
-            read += 1;
-            if read.is_multiple_of(4096) {
-                progress(read);
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Parsed>(PARSED_QUEUE);
+    let outcome: std::result::Result<(), ImportError> = std::thread::scope(|scope| {
+        scope.spawn(move || parse_sources(paths, &tx));
+        let mut failure: Option<ImportError> = None;
+        for msg in rx {
+            if failure.is_some() {
+                // Drain, so the parser is never blocked on a full queue.
+                continue;
             }
-            let s = &mut report.sources[src];
-            s.records += 1;
-            let issue = |id: Option<String>, error: String| ImportIssue {
-                path: rec.origin.path.display().to_string(),
-                entry: rec.origin.entry.clone(),
-                id,
-                error,
-            };
-            let adv = match rec.advisory {
-                Ok(a) => a,
-                Err(e) => {
-                    s.malformed += 1;
-                    issues.push(issue(e.id().map(str::to_owned), e.to_string()));
-                    return;
-                }
-            };
-            if pending
-                .get(&adv.id)
-                .is_some_and(|old| old.modified > adv.modified)
-            {
-                return;
-            }
-            let (kb, pkgs) = match record::from_osv(&adv) {
-                Ok(x) => x,
-                Err(e) => {
-                    s.malformed += 1;
-                    issues.push(issue(Some(adv.id.clone()), e.to_string()));
-                    return;
-                }
-            };
-            let advisory =
-                match encode(&format!("advisory {}", adv.id), &kb).and_then(|b| spill.push(&b)) {
-                    Ok(loc) => loc,
-                    Err(e) => {
-                        encode_failure.get_or_insert(e);
-                        return;
+            match msg {
+                Parsed::SourceFailed(e) => failure = Some(ImportError::Source(e)),
+                Parsed::EncodeFailed(e) => failure = Some(e.into()),
+                Parsed::Malformed { src, issue } => {
+                    read += 1;
+                    if let Some(s) = report.sources.get_mut(src) {
+                        s.records += 1;
+                        s.malformed += 1;
                     }
-                };
-            let mut packages = Vec::with_capacity(pkgs.len());
-            let mut ecosystems: Vec<String> = Vec::new();
-            if !kb.withdrawn {
-                for p in &pkgs {
-                    let name = record::index_name(&p.ecosystem, &p.name);
-                    match encode(&format!("package {} of {}", p.name, adv.id), &p.entries)
-                        .and_then(|b| spill.push(&b))
-                    {
-                        Ok(loc) => packages.push((pkg_key(&p.ecosystem, &name, &adv.id), loc)),
-                        Err(e) => {
-                            encode_failure.get_or_insert(e);
-                            return;
-                        }
-                    }
-                    if !ecosystems.contains(&p.ecosystem) {
-                        ecosystems.push(p.ecosystem.clone());
+                    report.malformed += 1;
+                    if report.errors.len() < MAX_REPORTED_ERRORS {
+                        report.errors.push(issue);
                     }
                 }
-            }
-            pending.insert(
-                adv.id.clone(),
-                Pending {
-                    modified: adv.modified.clone(),
+                Parsed::Record {
+                    src,
+                    id,
+                    modified,
+                    withdrawn,
                     advisory,
-                    withdrawn: kb.withdrawn,
                     packages,
                     ecosystems,
-                    source: src,
-                },
-            );
+                } => {
+                    read += 1;
+                    if read.is_multiple_of(4096) {
+                        progress(read);
+                    }
+                    if let Some(s) = report.sources.get_mut(src) {
+                        s.records += 1;
+                    }
+                    if pending.get(&id).is_some_and(|old| old.modified > modified) {
+                        continue;
+                    }
+                    let stored = (|| -> Result<Pending> {
+                        let advisory = spill.push(&advisory)?;
+                        let mut locs = Vec::with_capacity(packages.len());
+                        for (key, bytes) in &packages {
+                            // Copied, so that what is kept was allocated by this thread.
+                            locs.push((key.as_slice().to_vec(), spill.push(bytes)?));
+                        }
+                        Ok(Pending {
+                            modified: modified.as_str().to_owned(),
+                            advisory,
+                            withdrawn,
+                            packages: locs,
+                            ecosystems: ecosystems.iter().map(|e| e.as_str().to_owned()).collect(),
+                            source: src,
+                        })
+                    })();
+                    match stored {
+                        Ok(p) => {
+                            pending.insert(id.as_str().to_owned(), p);
+                        }
+                        Err(e) => failure = Some(e.into()),
+                    }
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    });
+    outcome?;
+    progress(read);
+    Ok((pending, spill.finish()?))
+}
+
+/// The parsing thread: every record of every source, parsed, reduced and encoded.
+fn parse_sources(paths: &[PathBuf], tx: &std::sync::mpsc::SyncSender<Parsed>) {
+    for (src, path) in paths.iter().enumerate() {
+        let errors = source::read_records(path, &mut |rec: SourceRecord| {
+            let _ = tx.send(parse_one(src, rec));
         });
         if let Some(e) = errors.into_iter().next() {
-            return Err(ImportError::Source(e));
+            let _ = tx.send(Parsed::SourceFailed(e));
+            return;
         }
-        report.malformed += report.sources[src].malformed;
-        for i in issues {
-            if report.errors.len() < MAX_REPORTED_ERRORS {
-                report.errors.push(i);
+    }
+}
+
+fn parse_one(src: usize, rec: SourceRecord) -> Parsed {
+    let issue = |id: Option<String>, error: String| Parsed::Malformed {
+        src,
+        issue: ImportIssue {
+            path: rec.origin.path.display().to_string(),
+            entry: rec.origin.entry.clone(),
+            id,
+            error,
+        },
+    };
+    let adv = match &rec.advisory {
+        Ok(a) => a,
+        Err(e) => return issue(e.id().map(str::to_owned), e.to_string()),
+    };
+    let (kb, pkgs) = match record::from_osv(adv) {
+        Ok(x) => x,
+        Err(e) => return issue(Some(adv.id.clone()), e.to_string()),
+    };
+    let advisory = match encode(&format!("advisory {}", adv.id), &kb) {
+        Ok(b) => b,
+        Err(e) => return Parsed::EncodeFailed(e),
+    };
+    let mut packages = Vec::with_capacity(pkgs.len());
+    let mut ecosystems: Vec<String> = Vec::new();
+    if !kb.withdrawn {
+        for p in &pkgs {
+            let name = record::index_name(&p.ecosystem, &p.name);
+            match encode(&format!("package {} of {}", p.name, adv.id), &p.entries) {
+                Ok(bytes) => packages.push((pkg_key(&p.ecosystem, &name, &adv.id), bytes)),
+                Err(e) => return Parsed::EncodeFailed(e),
+            }
+            if !ecosystems.contains(&p.ecosystem) {
+                ecosystems.push(p.ecosystem.clone());
             }
         }
     }
-    if let Some(e) = encode_failure {
-        return Err(e.into());
+    Parsed::Record {
+        src,
+        id: adv.id.clone(),
+        modified: adv.modified.clone(),
+        withdrawn: kb.withdrawn,
+        advisory,
+        packages,
+        ecosystems,
     }
-    progress(read);
-    Ok((pending, spill.finish()?))
 }
 
 /// A value of the new generation: spilled by the import, or made at the end (the status).
