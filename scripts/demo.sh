@@ -35,8 +35,10 @@ picket() {
 
 echo "== picket scan net 198.18.0.0/24 --udp-ports 53,161 (run inside the test network's scanner namespace)" >&2
 picket scan net 198.18.0.0/24 --udp-ports 53,161 --format "$format"
-echo "== picket kb import kb/testdata/osv (the repository's OSV fixtures)" >&2
-picket -q kb import "$ROOT/kb/testdata/osv" --format table
+echo "== picket kb import: the repository's OSV fixtures, and test advisories written around this machine's installed versions (kb/testdata/host-corpus)" >&2
+dpkg-query -W -f '${Package}\t${Version}\t${Architecture}\t${source:Package}\t${source:Version}\t${db:Status-Abbrev}\n' >"$STATE/dpkg.txt"
+/usr/bin/python3 kb/testdata/host-corpus/gen.py "$STATE/dpkg.txt" "$STATE/corpus" >&2
+picket -q kb import "$ROOT/kb/testdata/osv" "$STATE/corpus/advisories" --format table
 echo "== picket scan host ssh://root@198.18.0.30 (the SSH lab's deb host: this machine's own packages)" >&2
 picket scan host ssh://root@198.18.0.30 --identity "$STATE/net/sshlab/client/id_ed25519" \
     --trust-on-first-use --format "$format"
