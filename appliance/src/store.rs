@@ -71,6 +71,9 @@ const TREE_META: &str = "meta";
 const TREE_ORDER: &str = "order";
 /// SSH host keys pinned for `scan host`: `HOST:PORT` → OpenSSH public key line.
 const TREE_HOSTKEYS: &str = "hostkeys";
+/// Per scan id, the bytes of its `scans` record (key and value), kept so that measuring the live
+/// data for compaction does not read every report: a 50-host host scan is ~130 MB.
+const TREE_SIZES: &str = "sizes";
 const META_SCHEMA: &[u8] = b"schema";
 const STORE_DIR: &str = "store";
 const LOCK_FILE: &str = "lock";
@@ -308,6 +311,7 @@ struct Trees {
     order: sled::Tree,
     meta: sled::Tree,
     hostkeys: sled::Tree,
+    sizes: sled::Tree,
 }
 
 /// The open store. Holds the lock until dropped; on a clean drop it seals the database files
@@ -444,6 +448,7 @@ impl Store {
             order: tree(TREE_ORDER)?,
             meta: tree(TREE_META)?,
             hostkeys: tree(TREE_HOSTKEYS)?,
+            sizes: tree(TREE_SIZES)?,
             db,
         })
     }
@@ -562,15 +567,22 @@ impl Store {
                 .map_err(|e| sled_err("save", &self.gen_path(), e))?
                 .to_be_bytes();
         let order_value = encode(&format!("order of scan {id}"), &id)?;
-        let res = (&t.scans, &t.summaries, &t.order).transaction(|(scans, summaries, order)| {
-            if scans.get(key)?.is_some() {
-                return Err(ConflictableTransactionError::Abort(()));
-            }
-            scans.insert(key, full.as_slice())?;
-            summaries.insert(key, summary.as_slice())?;
-            order.insert(&seq, order_value.as_slice())?;
-            Ok(())
-        });
+        let size = encode(
+            &format!("size of scan {id}"),
+            &((key.len() + full.len()) as u64),
+        )?;
+        let res = (&t.scans, &t.summaries, &t.order, &t.sizes).transaction(
+            |(scans, summaries, order, sizes)| {
+                if summaries.get(key)?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(()));
+                }
+                scans.insert(key, full.as_slice())?;
+                summaries.insert(key, summary.as_slice())?;
+                order.insert(&seq, order_value.as_slice())?;
+                sizes.insert(key, size.as_slice())?;
+                Ok(())
+            },
+        );
         match res {
             Ok(()) => Ok(()),
             Err(TransactionError::Abort(())) => Err(StoreError::Duplicate { id: id.to_owned() }),
@@ -597,14 +609,17 @@ impl Store {
         }
         let t = self.t()?;
         let res: std::result::Result<bool, TransactionError<()>> =
-            (&t.scans, &t.summaries, &t.order).transaction(|(scans, summaries, order)| {
-                let existed = scans.remove(key)?.is_some();
-                summaries.remove(key)?;
-                for seq in &seqs {
-                    order.remove(seq.as_slice())?;
-                }
-                Ok(existed)
-            });
+            (&t.scans, &t.summaries, &t.order, &t.sizes).transaction(
+                |(scans, summaries, order, sizes)| {
+                    let existed = scans.remove(key)?.is_some();
+                    summaries.remove(key)?;
+                    sizes.remove(key)?;
+                    for seq in &seqs {
+                        order.remove(seq.as_slice())?;
+                    }
+                    Ok(existed)
+                },
+            );
         let existed = res.map_err(|e| sled_err_txn("delete", &self.gen_path(), e))?;
         self.flush()?;
         Ok(existed)
@@ -763,11 +778,31 @@ impl Store {
         })?;
         let mut live_bytes = 0u64;
         let t = self.t()?;
-        for tree in [&t.scans, &t.summaries, &t.order, &t.meta, &t.hostkeys] {
+        for tree in [&t.summaries, &t.order, &t.meta, &t.hostkeys, &t.sizes] {
             for item in tree.iter() {
                 let (k, v) = item.map_err(|e| sled_err("measure", &path, e))?;
                 live_bytes += (k.len() + v.len()) as u64;
             }
+        }
+        // The reports themselves, by their recorded sizes; a scan saved before sizes were
+        // recorded is read once here.
+        for key in t.summaries.iter().keys() {
+            let key = key.map_err(|e| sled_err("measure", &path, e))?;
+            let id = String::from_utf8_lossy(&key).into_owned();
+            let recorded = t
+                .sizes
+                .get(&key)
+                .map_err(|e| sled_err("measure", &path, e))?
+                .map(|b| decode::<u64>(TREE_SIZES, &id, &b))
+                .transpose()?;
+            live_bytes += match recorded {
+                Some(n) => n,
+                None => t
+                    .scans
+                    .get(&key)
+                    .map_err(|e| sled_err("measure", &path, e))?
+                    .map_or(0, |v| (key.len() + v.len()) as u64),
+            };
         }
         Ok(Usage {
             disk_bytes,
@@ -822,6 +857,7 @@ impl Store {
                 (&t.order, &fresh.order),
                 (&t.meta, &fresh.meta),
                 (&t.hostkeys, &fresh.hostkeys),
+                (&t.sizes, &fresh.sizes),
             ] {
                 for item in src.iter() {
                     let (k, v) = item.map_err(|e| sled_err("read", &self.gen_path(), e))?;

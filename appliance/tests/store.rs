@@ -339,6 +339,40 @@ fn damaged_database_files_are_refused_and_left_untouched() {
     }
 }
 
+/// Live bytes come from the sizes recorded at save; a store written before sizes were recorded
+/// (simulated by removing them) measures the same by reading its reports.
+#[test]
+fn live_bytes_from_recorded_sizes_equal_those_read_from_the_reports() {
+    let dir = tempdir();
+    let with_sizes = {
+        let mut store = open(dir.path());
+        for i in 0..4 {
+            let id = format!("20261121T07{i:04}Z-00000000");
+            if let Err(e) = store.save(&StoredScan::Net(report(&id, 30 + i))) {
+                panic!("save: {e}");
+            }
+        }
+        store.usage().unwrap_or_else(|e| panic!("{e}")).live_bytes
+    };
+    let sizes_bytes = {
+        let db = sled::open(gen_dir(dir.path())).unwrap_or_else(|e| panic!("sled: {e}"));
+        let t = db.open_tree("sizes").unwrap_or_else(|e| panic!("{e}"));
+        let n: u64 = t
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum();
+        assert_eq!(t.len(), 4, "one recorded size per scan");
+        let _ = t.clear();
+        let _ = db.flush();
+        n
+    };
+    let store = open(dir.path());
+    let read = store.usage().unwrap_or_else(|e| panic!("{e}")).live_bytes;
+    assert_eq!(read + sizes_bytes, with_sizes);
+    assert!(with_sizes > 4 * 30 * 200, "reports counted: {with_sizes}");
+}
+
 #[test]
 fn compaction_keeps_every_record_and_switches_generation() {
     let dir = tempdir();
