@@ -226,14 +226,30 @@ pub fn kernel_state(family: Family, packages: &[Package], running: &str) -> Kern
     state
 }
 
+/// The kernel source a kernel image was built from, as advisories name it. Debian has one,
+/// `linux` (signed in `linux-signed-ARCH`). Ubuntu has one per kernel line — `linux`,
+/// `linux-hwe-6.5`, `linux-aws`... — each signed in the same name with `-signed` inserted
+/// (`linux-signed-hwe-6.5`), so the line is kept and the signing removed.
+fn kernel_source(family: Family, source_name: &str) -> String {
+    match family {
+        Family::Ubuntu => match source_name.strip_prefix("linux-signed") {
+            Some(rest) if rest.is_empty() || rest.starts_with('-') => format!("linux{rest}"),
+            _ if source_name.starts_with("linux") => source_name.to_owned(),
+            _ => "linux".to_owned(),
+        },
+        _ => "linux".to_owned(),
+    }
+}
+
 /// The (name, version) under which a package is looked up in its family's advisories.
 pub fn lookup_key(family: Family, pkg: &Package) -> (String, String) {
     match family {
         Family::Debian | Family::Ubuntu => {
-            // Kernel images come from `linux` (Debian signs them in `linux-signed-ARCH`, whose
-            // own version is the kernel's with `+` for `-`; the image carries the real one).
+            // Kernel images are built by a `linux*` source but shipped from a signing source
+            // whose own version differs (Debian's `linux-signed-amd64` 6.1.76+1 for `linux`
+            // 6.1.76-1): advisories name the kernel source, and the image carries its version.
             if kernel_release_of(family, pkg).is_some() {
-                return ("linux".to_owned(), pkg.version.clone());
+                return (kernel_source(family, &pkg.source_name), pkg.version.clone());
             }
             let name = if pkg.source_name.is_empty() {
                 &pkg.name
@@ -496,6 +512,31 @@ mod tests {
             lookup_key(Family::Debian, &pkgs[3]),
             ("bash".into(), "5.2.15-2".into())
         );
+        let ubuntu = [
+            pkg(
+                "linux-image-6.5.0-14-generic",
+                "6.5.0-14.14~22.04.1",
+                "linux-signed-hwe-6.5",
+                "6.5.0-14.14~22.04.1",
+            ),
+            pkg(
+                "linux-image-5.15.0-91-generic",
+                "5.15.0-91.101",
+                "linux-signed",
+                "5.15.0-91.101",
+            ),
+            pkg(
+                "linux-image-6.2.0-1018-aws",
+                "6.2.0-1018.18~22.04.1",
+                "linux-aws-6.2",
+                "6.2.0-1018.18~22.04.1",
+            ),
+        ];
+        let keys: Vec<String> = ubuntu
+            .iter()
+            .map(|p| lookup_key(Family::Ubuntu, p).0)
+            .collect();
+        assert_eq!(keys, ["linux-hwe-6.5", "linux", "linux-aws-6.2"]);
         let mut rpm = pkg("kernel-core", "5.14.0-427.13.1.el9_4", "kernel", "");
         rpm.arch = "x86_64".into();
         assert_eq!(
