@@ -179,53 +179,30 @@ impl StoredScan {
     /// The summary `scans list` shows.
     pub fn summary(&self) -> ScanSummary {
         match self {
-            StoredScan::Net(r) => {
-                let mut findings = SeverityCounts::default();
-                for f in &r.findings {
-                    findings.add(f.severity);
-                }
-                ScanSummary {
-                    id: r.scan.id.clone(),
-                    kind: r.scan.kind,
-                    started_at: r.scan.started_at.clone(),
-                    finished_at: r.scan.finished_at.clone(),
-                    targets: r.scan.targets.clone(),
-                    hosts_up: r
-                        .hosts
-                        .iter()
-                        .filter(|h| h.status == picket_model::HostStatus::Up)
-                        .count() as u64,
-                    open_ports: r
-                        .hosts
-                        .iter()
-                        .flat_map(|h| &h.ports)
-                        .filter(|p| p.state == picket_model::PortState::Open)
-                        .count() as u64,
-                    findings,
-                }
-            }
-            StoredScan::Host(r) => {
-                let mut findings = SeverityCounts::default();
-                for f in &r.findings {
-                    findings.add(f.severity);
-                }
-                ScanSummary {
-                    id: r.scan.id.clone(),
-                    kind: r.scan.kind,
-                    started_at: r.scan.started_at.clone(),
-                    finished_at: r.scan.finished_at.clone(),
-                    targets: r.scan.targets.clone(),
-                    hosts_up: r.stats.succeeded,
-                    // The listening TCP sockets the inventories found.
-                    open_ports: r
-                        .hosts
-                        .iter()
-                        .flat_map(|h| &h.listening)
-                        .filter(|s| s.protocol == picket_model::Protocol::Tcp)
-                        .count() as u64,
-                    findings,
-                }
-            }
+            StoredScan::Net(r) => ScanSummary::new(
+                &r.scan,
+                r.findings.iter().map(|f| f.severity),
+                r.hosts
+                    .iter()
+                    .filter(|h| h.status == picket_model::HostStatus::Up)
+                    .count() as u64,
+                r.hosts
+                    .iter()
+                    .flat_map(|h| &h.ports)
+                    .filter(|p| p.state == picket_model::PortState::Open)
+                    .count() as u64,
+            ),
+            // Hosts up: those inventoried; open ports: the listening TCP sockets they had.
+            StoredScan::Host(r) => ScanSummary::new(
+                &r.scan,
+                r.findings.iter().map(|f| f.severity),
+                r.stats.succeeded,
+                r.hosts
+                    .iter()
+                    .flat_map(|h| &h.listening)
+                    .filter(|s| s.protocol == picket_model::Protocol::Tcp)
+                    .count() as u64,
+            ),
         }
     }
 }
@@ -241,6 +218,30 @@ pub struct ScanSummary {
     pub hosts_up: u64,
     pub open_ports: u64,
     pub findings: SeverityCounts,
+}
+
+impl ScanSummary {
+    fn new(
+        scan: &picket_model::ScanMeta,
+        severities: impl Iterator<Item = Severity>,
+        hosts_up: u64,
+        open_ports: u64,
+    ) -> ScanSummary {
+        let mut findings = SeverityCounts::default();
+        for s in severities {
+            findings.add(s);
+        }
+        ScanSummary {
+            id: scan.id.clone(),
+            kind: scan.kind,
+            started_at: scan.started_at.clone(),
+            finished_at: scan.finished_at.clone(),
+            targets: scan.targets.clone(),
+            hosts_up,
+            open_ports,
+            findings,
+        }
+    }
 }
 
 /// Number of findings per severity.
@@ -970,7 +971,13 @@ fn acquire_lock(root: &Path, wait: Duration) -> Result<File> {
 }
 
 fn parse_generation(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix(GEN_PREFIX)?;
+    parse_numbered(name, GEN_PREFIX)
+}
+
+/// `PREFIX` followed by a generation number (1 or more, no sign, no leading junk): the names of
+/// the scan database's and the knowledge base's generation directories.
+fn parse_numbered(name: &str, prefix: &str) -> Option<u64> {
+    let digits = name.strip_prefix(prefix)?;
     if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -978,7 +985,12 @@ fn parse_generation(name: &str) -> Option<u64> {
 }
 
 fn read_current(root: &Path) -> Result<Option<u64>> {
-    let path = root.join(CURRENT_FILE);
+    read_pointer(root, CURRENT_FILE, GEN_PREFIX)
+}
+
+/// The generation named by the pointer file `file` (`CURRENT`, `KB_CURRENT`), if it exists.
+fn read_pointer(root: &Path, file: &str, prefix: &str) -> Result<Option<u64>> {
+    let path = root.join(file);
     let text = match fs::read(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -991,29 +1003,31 @@ fn read_current(root: &Path) -> Result<Option<u64>> {
         }
     };
     let name = std::str::from_utf8(&text).unwrap_or("").trim();
-    parse_generation(name)
+    parse_numbered(name, prefix)
         .map(Some)
         .ok_or_else(|| StoreError::Corrupt {
             path: path.clone(),
             reason: format!(
-                "{CURRENT_FILE} does not name a generation ({:?})",
+                "{file} does not name a generation ({:?})",
                 String::from_utf8_lossy(&text[..text.len().min(64)])
             ),
         })
 }
 
 fn write_current(root: &Path, generation: u64) -> Result<()> {
-    let path = root.join(CURRENT_FILE);
-    crate::fsutil::write_atomic(
-        &path,
-        format!("{GEN_PREFIX}{generation}\n").as_bytes(),
-        0o600,
+    write_pointer(root, CURRENT_FILE, GEN_PREFIX, generation)
+}
+
+/// Points `file` at `PREFIX``generation`, atomically (the switch of a generation swap).
+fn write_pointer(root: &Path, file: &str, prefix: &str, generation: u64) -> Result<()> {
+    let path = root.join(file);
+    crate::fsutil::write_atomic(&path, format!("{prefix}{generation}\n").as_bytes(), 0o600).map_err(
+        |source| StoreError::Io {
+            op: "write",
+            path,
+            source,
+        },
     )
-    .map_err(|source| StoreError::Io {
-        op: "write",
-        path,
-        source,
-    })
 }
 
 fn list_generations(root: &Path) -> Result<Vec<u64>> {

@@ -126,6 +126,20 @@ fn packages(host: &Value) -> BTreeSet<(String, String, String)> {
         .collect()
 }
 
+/// (advisory, binary package, installed version, fixed version): what identifies a package
+/// finding, in the report and in the corpus's expectations alike.
+type FindingKey = (String, String, String, Option<String>);
+
+fn finding_key(f: &Value) -> FindingKey {
+    let s = |k: &str| f[k].as_str().unwrap_or_default().to_owned();
+    (
+        s("advisory"),
+        s("package"),
+        s("installed_version"),
+        f["fixed_version"].as_str().map(str::to_owned),
+    )
+}
+
 /// The machine's own root over SSH: the inventory equals `dpkg-query -W`, and with the corpus
 /// generated around the installed versions, exactly the expected findings are reported.
 #[test]
@@ -213,36 +227,13 @@ fn deb_host_inventory_and_findings_are_exact() {
         &std::fs::read_to_string(outdir.join("expected.json")).unwrap_or_default(),
     )
     .unwrap_or_else(|e| panic!("expected.json: {e}"));
-    let want: BTreeSet<(String, String, String, Option<String>)> = expected
-        .iter()
-        .map(|e| {
-            (
-                e["advisory"].as_str().unwrap_or_default().to_owned(),
-                e["package"].as_str().unwrap_or_default().to_owned(),
-                e["installed_version"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                e["fixed_version"].as_str().map(str::to_owned),
-            )
-        })
-        .collect();
-    let got: BTreeSet<(String, String, String, Option<String>)> = report["findings"]
+    let want: BTreeSet<FindingKey> = expected.iter().map(finding_key).collect();
+    let got: BTreeSet<FindingKey> = report["findings"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(|f| f["advisory"].is_string())
-        .map(|f| {
-            (
-                f["advisory"].as_str().unwrap_or_default().to_owned(),
-                f["package"].as_str().unwrap_or_default().to_owned(),
-                f["installed_version"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                f["fixed_version"].as_str().map(str::to_owned),
-            )
-        })
+        .map(finding_key)
         .collect();
     let missing: Vec<_> = want.difference(&got).collect();
     let extra: Vec<_> = got.difference(&want).collect();

@@ -23,7 +23,10 @@
 //! An import that changes nothing writes nothing. The knowledge base is derived data: if its
 //! files are damaged, sled's error is reported and `kb import` of the sources rebuilds it.
 
-use super::{decode, encode, sled_err, Result, Store, StoreError, CACHE_BYTES};
+use super::{
+    decode, encode, parse_numbered, read_pointer, sled_err, write_pointer, Result, Store,
+    StoreError, CACHE_BYTES,
+};
 use picket_kb::record::{self, KbAdvisory, KbEntry, KbPackage};
 use picket_kb::source::{self, SourceRecord};
 use serde::{Deserialize, Serialize};
@@ -241,17 +244,6 @@ fn pkg_key(ecosystem: &str, name: &str, id: &str) -> Vec<u8> {
     k
 }
 
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
     let path = path.to_path_buf();
     move |source| StoreError::Io { op, path, source }
@@ -262,31 +254,12 @@ fn kb_path(root: &Path, generation: u64) -> PathBuf {
 }
 
 fn parse_kb_generation(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix(KB_PREFIX)?;
-    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok().filter(|g| *g > 0)
+    parse_numbered(name, KB_PREFIX)
 }
 
 /// The live knowledge-base generation named by `KB_CURRENT`, if any.
 fn read_current(root: &Path) -> Result<Option<u64>> {
-    let path = root.join(KB_CURRENT);
-    let text = match fs::read(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err("read", &path)(e)),
-    };
-    let name = std::str::from_utf8(&text).unwrap_or("").trim();
-    parse_kb_generation(name)
-        .map(Some)
-        .ok_or_else(|| StoreError::Corrupt {
-            path: path.clone(),
-            reason: format!(
-                "{KB_CURRENT} does not name a knowledge-base generation ({:?})",
-                String::from_utf8_lossy(&text[..text.len().min(64)])
-            ),
-        })
+    read_pointer(root, KB_CURRENT, KB_PREFIX)
 }
 
 /// Removes knowledge-base generations other than the live one: what an interrupted import
@@ -444,7 +417,7 @@ impl Store {
         // What changes, compared with the live generation.
         let old = self.kb_db()?;
         let mut meta = self.kb_meta()?;
-        let stamp = now_rfc3339();
+        let stamp = crate::report::rfc3339(crate::report::now_utc());
         // The new entries, to merge in key order with the live generation's.
         let mut fresh: Vec<(Vec<u8>, Fresh)> = Vec::new();
         let mut replaced_keys: BTreeSet<Vec<u8>> = BTreeSet::new();
@@ -575,12 +548,7 @@ impl Store {
         new.db.flush().map_err(|e| sled_err("flush", &path, e))?;
 
         // The switch.
-        crate::fsutil::write_atomic(
-            &self.root().join(KB_CURRENT),
-            format!("{KB_PREFIX}{generation}\n").as_bytes(),
-            0o600,
-        )
-        .map_err(io_err("write", &self.root().join(KB_CURRENT)))?;
+        write_pointer(self.root(), KB_CURRENT, KB_PREFIX, generation)?;
         let old_path = self.kb.take().map(|kb| kb.path.clone());
         let _ = self.kb.set(new);
         if let Some(p) = old_path {
