@@ -391,26 +391,38 @@ pub fn ss_listening(bytes: &[u8]) -> Result<Vec<ListeningSocket>, OutputError> {
         };
         let rest: Vec<&str> = f.collect();
         let process = rest.iter().find_map(|c| ss_process_name(c));
-        let (address, port) = split_host_port(local).ok_or(OutputError::BadLine {
-            line: n,
-            reason: "local address is not ADDRESS:PORT",
-        })?;
-        if out.len() >= MAX_SOCKETS {
-            return Err(OutputError::TooMany {
-                what: "listening sockets",
-                limit: MAX_SOCKETS,
-            });
-        }
-        out.push(ListeningSocket {
-            protocol,
-            address,
-            port,
-            process,
-        });
+        push_socket(&mut out, n, protocol, local, process)?;
     }
     out.sort();
     out.dedup();
     Ok(out)
+}
+
+/// Adds one listening socket of line `n` (`ADDRESS:PORT` in `local`), within [`MAX_SOCKETS`].
+fn push_socket(
+    out: &mut Vec<ListeningSocket>,
+    n: usize,
+    protocol: Protocol,
+    local: &str,
+    process: Option<String>,
+) -> Result<(), OutputError> {
+    let (address, port) = split_host_port(local).ok_or(OutputError::BadLine {
+        line: n,
+        reason: "local address is not ADDRESS:PORT",
+    })?;
+    if out.len() >= MAX_SOCKETS {
+        return Err(OutputError::TooMany {
+            what: "listening sockets",
+            limit: MAX_SOCKETS,
+        });
+    }
+    out.push(ListeningSocket {
+        protocol,
+        address,
+        port,
+        process,
+    });
+    Ok(())
 }
 
 /// Parses `netstat -ltnu` output (busybox or net-tools), the fallback where `ss` is missing
@@ -435,22 +447,7 @@ pub fn netstat_listening(bytes: &[u8]) -> Result<Vec<ListeningSocket>, OutputErr
         if protocol == Protocol::Tcp && f.get(5) != Some(&"LISTEN") {
             continue;
         }
-        let (address, port) = split_host_port(local).ok_or(OutputError::BadLine {
-            line: n,
-            reason: "local address is not ADDRESS:PORT",
-        })?;
-        if out.len() >= MAX_SOCKETS {
-            return Err(OutputError::TooMany {
-                what: "listening sockets",
-                limit: MAX_SOCKETS,
-            });
-        }
-        out.push(ListeningSocket {
-            protocol,
-            address,
-            port,
-            process: None,
-        });
+        push_socket(&mut out, n, protocol, local, None)?;
     }
     out.sort();
     out.dedup();
