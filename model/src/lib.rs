@@ -10,6 +10,10 @@
 //! `Option`s that the JSON writer may prune (`prune_nulls`).
 #![forbid(unsafe_code)]
 
+pub mod api;
+#[cfg(feature = "sealed")]
+pub mod sealed;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
