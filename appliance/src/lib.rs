@@ -13,6 +13,7 @@ pub mod findings;
 pub mod fsutil;
 pub mod hostscan;
 pub mod kbcmd;
+pub mod netcfg;
 pub mod progress;
 pub mod report;
 pub mod store;
