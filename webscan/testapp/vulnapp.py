@@ -394,7 +394,6 @@ def parse_items(body, external):
     handler = _Items()
     parser.setContentHandler(handler)
     parser.setFeature(xml.sax.handler.feature_external_ges, external)
-    parser.setFeature(xml.sax.handler.feature_external_pes, external)
     if external:
         parser.setEntityResolver(_Resolver())
     parser.parse(io.BytesIO(body))
@@ -1090,7 +1089,7 @@ class Handler(common.BaseHandler):
         domain, record = f.get("domain", ["shop.example"])[0], f.get("record", ["A"])[0]
         # planted: cmdi-time in domain (concatenated, output discarded); look-alike: record, a
         # positional parameter the shell expands without evaluating
-        run_cmd(["sh", "-c", 'echo lookup ' + domain + ' "$1" > /dev/null', "sh", record])
+        run_cmd(["sh", "-c", 'echo lookup "$1" ' + domain + ' > /dev/null', "sh", record])
         self.page("Domain lookup", "<p>Your lookup was queued.</p>", logged_in=True)
 
     def webhooks(self, arg, q):
