@@ -183,6 +183,7 @@ pub fn run(cli: &Cli) -> Result<u8, AppError> {
         Command::Scan(ScanCommand::Host(args)) => crate::hostscan::scan_host(cli, args),
         Command::Kb(KbCommand::Import { paths }) => crate::kbcmd::import(cli, paths),
         Command::Kb(KbCommand::Status) => crate::kbcmd::status(cli),
+        Command::Console(args) => crate::console::run(cli, args),
     }
 }
 

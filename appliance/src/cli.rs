@@ -73,6 +73,21 @@ pub enum Command {
     /// Manage the vulnerability knowledge base (OSV advisories).
     #[command(subcommand)]
     Kb(KbCommand),
+    /// The appliance's local text setup (network, proxy, enrollment, status), for a terminal
+    /// or a serial line; reads until end of input.
+    Console(ConsoleArgs),
+}
+
+/// `picket console`.
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// Directory the systemd-networkd files are written to.
+    #[arg(long, value_name = "DIR", default_value = "/etc/systemd/network")]
+    pub etc_dir: PathBuf,
+
+    /// Also write static DNS servers to this resolv.conf (for systems without systemd-resolved).
+    #[arg(long, value_name = "FILE")]
+    pub resolv_conf: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

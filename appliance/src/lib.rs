@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod console;
 pub mod diff;
 pub mod findings;
 pub mod fsutil;

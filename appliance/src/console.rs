@@ -1,0 +1,824 @@
+//! `picket console`: the appliance's local text setup, on tty1 and on the serial console.
+//!
+//! Why line-oriented and not a full-screen UI: a serial line at 115200 baud has no known size,
+//! maybe no cursor addressing, and is often driven by a script (the QEMU tests) or a person on a
+//! console server. So the console prints plain ASCII lines no wider than 72 columns, asks one
+//! question per line, and reads lines with its own small editor ([`LineReader`]): CR, LF or CRLF
+//! end a line; backspace and DEL both erase (terminals disagree on which they send); Ctrl-U
+//! clears; Ctrl-C cancels back to the menu; escape sequences (arrow keys) are dropped. On a
+//! terminal the console switches it to non-canonical, no-echo, no-signal mode and echoes itself
+//! (so a secret is not echoed and Ctrl-C is a key, not a signal that would end the program).
+//! From pipes it reads the same bytes plainly, which is how the tests drive it.
+//!
+//! Every question is asked at most [`MAX_TRIES`] times; after that the screen gives up and the
+//! menu comes back, so a stuck script or a cat on the keyboard never loops forever. End of input
+//! ends the console with status 0 (systemd starts it again on the appliance).
+
+use crate::app::AppError;
+use crate::cli::{Cli, ConsoleArgs};
+use crate::netcfg::{self, Addressing, Cidr, IfName, NetPlan, StaticAddressing};
+use std::io::{self, BufRead, Write};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// The menu prompt. The image's QEMU tests wait for exactly this text: keep it.
+pub const MENU_PROMPT: &str = "Choice [1-5]: ";
+
+/// Bad answers accepted at one question before the screen returns to the menu.
+pub const MAX_TRIES: usize = 3;
+
+/// Longest line kept; further characters are dropped (with a bell on a terminal).
+pub const MAX_LINE: usize = 256;
+
+/// Menu rounds before the console exits by itself (systemd restarts it): a bound on the loop,
+/// far beyond any real session.
+const MAX_ROUNDS: usize = 100_000;
+
+/// Output width the texts are written for.
+const WIDTH: usize = 72;
+
+/// What a read produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// A completed line (without its terminator).
+    Text(String),
+    /// Ctrl-C: abandon the current screen.
+    Cancel,
+    /// End of input (or Ctrl-D on an empty line).
+    Eof,
+}
+
+/// A line editor over any byte source: a terminal in non-canonical mode, a pipe, a serial line.
+#[derive(Debug)]
+pub struct LineReader<R> {
+    inner: R,
+    /// The previous line ended with CR: a LF right after it is the rest of a CRLF, not an empty
+    /// line.
+    after_cr: bool,
+}
+
+/// Where an escape sequence is in its bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Esc {
+    None,
+    /// After ESC.
+    Start,
+    /// Inside `ESC [` or `ESC O`: parameter bytes until a final byte 0x40..=0x7e.
+    Sequence,
+}
+
+impl<R: BufRead> LineReader<R> {
+    pub fn new(inner: R) -> Self {
+        LineReader {
+            inner,
+            after_cr: false,
+        }
+    }
+
+    /// Reads one line. `echo` receives what a terminal should show (characters, erasures, the
+    /// final newline); for a secret only the newline is echoed.
+    pub fn read_line(&mut self, echo: &mut dyn Write, secret: bool) -> io::Result<Line> {
+        let mut buf = String::new();
+        let mut esc = Esc::None;
+        loop {
+            let byte = match self.next_byte()? {
+                Some(b) => b,
+                None if buf.is_empty() => return Ok(Line::Eof),
+                None => {
+                    echo.write_all(b"\n")?;
+                    echo.flush()?;
+                    return Ok(Line::Text(buf));
+                }
+            };
+            let after_cr = std::mem::replace(&mut self.after_cr, false);
+            match esc {
+                Esc::Start => {
+                    esc = if matches!(byte, b'[' | b'O') {
+                        Esc::Sequence
+                    } else {
+                        Esc::None
+                    };
+                    continue;
+                }
+                Esc::Sequence => {
+                    if (0x40..=0x7e).contains(&byte) {
+                        esc = Esc::None;
+                    }
+                    continue;
+                }
+                Esc::None => {}
+            }
+            match byte {
+                b'\n' if after_cr && buf.is_empty() => {}
+                b'\r' | b'\n' => {
+                    self.after_cr = byte == b'\r';
+                    echo.write_all(b"\n")?;
+                    echo.flush()?;
+                    return Ok(Line::Text(buf));
+                }
+                0x08 | 0x7f => {
+                    if buf.pop().is_some() && !secret {
+                        echo.write_all(b"\x08 \x08")?;
+                    }
+                }
+                0x15 => {
+                    if !secret {
+                        for _ in 0..buf.chars().count() {
+                            echo.write_all(b"\x08 \x08")?;
+                        }
+                    }
+                    buf.clear();
+                }
+                0x03 => {
+                    echo.write_all(b"^C\n")?;
+                    echo.flush()?;
+                    return Ok(Line::Cancel);
+                }
+                0x04 if buf.is_empty() => return Ok(Line::Eof),
+                0x1b => esc = Esc::Start,
+                0x20..=0x7e => {
+                    if buf.len() < MAX_LINE {
+                        buf.push(char::from(byte));
+                        if !secret {
+                            echo.write_all(&[byte])?;
+                        }
+                    } else {
+                        echo.write_all(b"\x07")?;
+                    }
+                }
+                // Other control bytes and anything outside ASCII are not part of any value the
+                // console asks for.
+                _ => {}
+            }
+            echo.flush()?;
+        }
+    }
+
+    fn next_byte(&mut self) -> io::Result<Option<u8>> {
+        // A signal may interrupt the read; a few retries are plenty (the bound keeps a storm of
+        // signals from spinning).
+        for _ in 0..100 {
+            match self.inner.fill_buf() {
+                Ok(buf) => {
+                    let first = buf.first().copied();
+                    if first.is_some() {
+                        self.inner.consume(1);
+                    }
+                    return Ok(first);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::from(io::ErrorKind::Interrupted))
+    }
+}
+
+/// Why a screen stopped before finishing.
+#[derive(Debug)]
+pub enum Stop {
+    /// Back to the menu (Ctrl-C, or too many bad answers).
+    Menu,
+    /// Input ended: the console exits.
+    Eof,
+    /// Reading or writing the terminal failed.
+    Io(io::Error),
+}
+
+impl From<io::Error> for Stop {
+    fn from(e: io::Error) -> Self {
+        Stop::Io(e)
+    }
+}
+
+type Step<T> = Result<T, Stop>;
+
+/// Makes text safe for any terminal: printable ASCII, newlines and nothing else (an error
+/// message from the network must not carry escape sequences to the console).
+pub fn ascii(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c == '\n' || c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+/// The terminal: a line reader, an output, and whether we echo (terminal) or not (pipe).
+#[derive(Debug)]
+pub struct Term<R, W> {
+    reader: LineReader<R>,
+    out: W,
+    echo: bool,
+}
+
+impl<R: BufRead, W: Write> Term<R, W> {
+    /// `echo`: the input is a terminal in no-echo mode, so typed characters are shown by us.
+    pub fn new(input: R, out: W, echo: bool) -> Self {
+        Term {
+            reader: LineReader::new(input),
+            out,
+            echo,
+        }
+    }
+
+    /// Prints text (made ASCII) and flushes.
+    pub fn say(&mut self, text: &str) -> io::Result<()> {
+        self.out.write_all(ascii(text).as_bytes())?;
+        self.out.flush()
+    }
+
+    /// Prints a line.
+    pub fn line(&mut self, text: &str) -> io::Result<()> {
+        self.say(text)?;
+        self.say("\n")
+    }
+
+    /// Shows `prompt` and reads one line.
+    pub fn read(&mut self, prompt: &str, secret: bool) -> Step<Line> {
+        self.say(prompt)?;
+        let line = if self.echo {
+            self.reader.read_line(&mut self.out, secret)?
+        } else {
+            // From a pipe nothing is echoed, but the transcript still gets a line break after
+            // each answer so that every prompt starts a line.
+            let line = self.reader.read_line(&mut io::sink(), secret)?;
+            if line != Line::Eof {
+                self.say("\n")?;
+            }
+            line
+        };
+        Ok(line)
+    }
+
+    /// Shows `prompt` and reads a line; Ctrl-C and end of input stop the screen.
+    pub fn answer(&mut self, prompt: &str, secret: bool) -> Step<String> {
+        match self.read(prompt, secret)? {
+            Line::Text(t) => Ok(t.trim().to_owned()),
+            Line::Cancel => Err(Stop::Menu),
+            Line::Eof => Err(Stop::Eof),
+        }
+    }
+
+    /// Asks until `parse` accepts the answer, at most [`MAX_TRIES`] times; each refusal is
+    /// explained on its own line.
+    pub fn ask<T>(
+        &mut self,
+        prompt: &str,
+        secret: bool,
+        mut parse: impl FnMut(&str) -> Result<T, String>,
+    ) -> Step<T> {
+        for _ in 0..MAX_TRIES {
+            let text = self.answer(prompt, secret)?;
+            match parse(&text) {
+                Ok(v) => return Ok(v),
+                Err(why) => self.line(&format!("  ! {why}"))?,
+            }
+        }
+        self.line(&format!(
+            "  ! {MAX_TRIES} invalid answers; nothing was changed. Back to the menu."
+        ))?;
+        Err(Stop::Menu)
+    }
+
+    /// A yes/no question; Enter gives `default`.
+    pub fn confirm(&mut self, prompt: &str, default: bool) -> Step<bool> {
+        let hint = if default { "[Y/n]" } else { "[y/N]" };
+        self.ask(&format!("{prompt} {hint}: "), false, |s| {
+            match s.to_ascii_lowercase().as_str() {
+                "" => Ok(default),
+                "y" | "yes" => Ok(true),
+                "n" | "no" => Ok(false),
+                _ => Err("answer y or n".into()),
+            }
+        })
+    }
+}
+
+/// Where the console writes what it configures.
+#[derive(Debug, Clone)]
+pub struct ConsoleOptions {
+    /// The store's directory (settings, enrollment).
+    pub state_dir: PathBuf,
+    /// Where the systemd-networkd files go.
+    pub network_dir: PathBuf,
+    /// A resolv.conf to write static DNS servers to (images without systemd-resolved).
+    pub resolv_conf: Option<PathBuf>,
+}
+
+/// One interface as the network screen lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceInfo {
+    pub name: String,
+    pub state: String,
+    pub mac: String,
+}
+
+/// The machine's interfaces (without `lo`) with link state and hardware address from sysfs.
+pub fn interfaces() -> Vec<InterfaceInfo> {
+    netcfg::list_interfaces()
+        .into_iter()
+        .map(|name| {
+            let read = |attr: &str| {
+                sysfs_attr(&format!("/sys/class/net/{name}/{attr}")).unwrap_or_else(|| "?".into())
+            };
+            InterfaceInfo {
+                state: read("operstate"),
+                mac: read("address"),
+                name,
+            }
+        })
+        .collect()
+}
+
+/// A small sysfs attribute, first line, capped at 64 bytes.
+fn sysfs_attr(path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut s = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(64)
+        .read_to_string(&mut s)
+        .ok()?;
+    Some(s.lines().next().unwrap_or("").trim().to_owned())
+}
+
+/// The IP addresses configured on each interface (`lo` excluded), as `NAME ADDRESS/PREFIX`.
+pub fn interface_addresses() -> Vec<(String, String)> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for ifa in addrs.take(1024) {
+        if ifa.interface_name == "lo" {
+            continue;
+        }
+        let (Some(addr), mask) = (ifa.address, ifa.netmask) else {
+            continue;
+        };
+        let (ip, prefix): (IpAddr, Option<u32>) = if let Some(a) = addr.as_sockaddr_in() {
+            let p = mask
+                .as_ref()
+                .and_then(|m| m.as_sockaddr_in())
+                .map(|m| u32::from(m.ip()).count_ones());
+            (IpAddr::V4(a.ip()), p)
+        } else if let Some(a) = addr.as_sockaddr_in6() {
+            let p = mask
+                .as_ref()
+                .and_then(|m| m.as_sockaddr_in6())
+                .map(|m| u128::from(m.ip()).count_ones());
+            (IpAddr::V6(a.ip()), p)
+        } else {
+            continue;
+        };
+        let text = match prefix {
+            Some(p) => format!("{ip}/{p}"),
+            None => ip.to_string(),
+        };
+        out.push((ifa.interface_name, text));
+    }
+    out
+}
+
+/// The console: the menu and its screens.
+#[derive(Debug)]
+pub struct Console<R, W> {
+    term: Term<R, W>,
+    opts: ConsoleOptions,
+}
+
+impl<R: BufRead, W: Write> Console<R, W> {
+    pub fn new(term: Term<R, W>, opts: ConsoleOptions) -> Self {
+        Console { term, opts }
+    }
+
+    /// Runs the menu until input ends. Returns an error only when the terminal itself fails.
+    pub fn run(&mut self) -> io::Result<()> {
+        self.draw_menu()?;
+        for _ in 0..MAX_ROUNDS {
+            let choice = match self.term.read(MENU_PROMPT, false) {
+                Ok(Line::Text(t)) => t,
+                Ok(Line::Cancel) => continue,
+                Ok(Line::Eof) | Err(Stop::Eof) => return Ok(()),
+                Err(Stop::Menu) => continue,
+                Err(Stop::Io(e)) => return Err(e),
+            };
+            let result = match choice.trim() {
+                // An empty line is how a person on a serial line asks "where am I?".
+                "" | "5" => Ok(()),
+                "1" => self.network_screen(),
+                "2" => self.proxy_screen(),
+                "3" => self.enroll_screen(),
+                "4" => self.status_screen(),
+                _ => {
+                    self.term.line("  ! Type a number from 1 to 5.")?;
+                    continue;
+                }
+            };
+            match result {
+                Ok(()) | Err(Stop::Menu) => {}
+                Err(Stop::Eof) => return Ok(()),
+                Err(Stop::Io(e)) => return Err(e),
+            }
+            self.draw_menu()?;
+        }
+        Ok(())
+    }
+
+    fn draw_menu(&mut self) -> io::Result<()> {
+        let rule = "=".repeat(WIDTH);
+        let mut text = format!(
+            "\n{rule}\nPicket appliance setup (picket {})\n{rule}\n",
+            picket_model::PICKET_VERSION
+        );
+        text.push_str(&format!("  Network : {}\n", self.network_summary()));
+        text.push_str(
+            "\n  1  Network   interface, DHCP or static address, DNS, VLAN\n\
+             \x20 2  Proxy     HTTP proxy towards the platform\n\
+             \x20 3  Enroll    join a platform with a one-time enrollment code\n\
+             \x20 4  Status    enrollment, addresses, connectivity check\n\
+             \x20 5  Refresh   redraw this menu (an empty line does too)\n\n",
+        );
+        self.term.say(&text)
+    }
+
+    fn network_summary(&self) -> String {
+        "not configured".into()
+    }
+
+    fn network_screen(&mut self) -> Step<()> {
+        self.term.line("\n-- Network --")?;
+        let ifs = interfaces();
+        if ifs.is_empty() {
+            self.term
+                .line("  ! No network interface found (only lo). Back to the menu.")?;
+            return Err(Stop::Menu);
+        }
+        self.term.line("Interfaces:")?;
+        for (i, info) in ifs.iter().enumerate() {
+            self.term.line(&format!(
+                "  {:>2}  {:<16} {:<8} {}",
+                i + 1,
+                info.name,
+                info.state,
+                info.mac
+            ))?;
+        }
+        let names: Vec<String> = ifs.iter().map(|i| i.name.clone()).collect();
+        let prompt = format!("Interface [1-{} or name]: ", names.len());
+        let interface = self
+            .term
+            .ask(&prompt, false, |s| pick_interface(s, &names))?;
+
+        let dhcp = self
+            .term
+            .ask("Addressing: 1 DHCP, 2 static [1]: ", false, |s| match s {
+                "" | "1" => Ok(true),
+                "2" => Ok(false),
+                _ => Err("type 1 for DHCP or 2 for a static address".into()),
+            })?;
+        let addressing = if dhcp {
+            Addressing::Dhcp
+        } else {
+            self.ask_static()?
+        };
+        let vlan = self.term.ask(
+            "VLAN id 1-4094 (Enter for untagged): ",
+            false,
+            |s| match s {
+                "" => Ok(None),
+                s => netcfg::parse_vlan(s).map(Some).map_err(|e| e.to_string()),
+            },
+        )?;
+        let plan = NetPlan {
+            interface,
+            addressing,
+            vlan,
+        };
+        self.term.line(&format!("\n{}", describe_plan(&plan)))?;
+        if !self.term.confirm("Apply these settings?", true)? {
+            self.term.line("Nothing was changed.")?;
+            return Ok(());
+        }
+        match netcfg::apply(
+            &plan,
+            &self.opts.network_dir,
+            self.opts.resolv_conf.as_deref(),
+        ) {
+            Ok(applied) => {
+                for p in &applied.written {
+                    self.term.line(&format!("  wrote {}", p.display()))?;
+                }
+                for p in &applied.removed {
+                    self.term.line(&format!("  removed {}", p.display()))?;
+                }
+                let reload = match applied.reload {
+                    netcfg::ReloadOutcome::Reloaded => {
+                        "systemd-networkd reloaded: the settings are in effect.".to_owned()
+                    }
+                    netcfg::ReloadOutcome::NotRunning => {
+                        "systemd-networkd is not running; the settings take effect when it starts."
+                            .to_owned()
+                    }
+                    netcfg::ReloadOutcome::NotNetworkdDir => format!(
+                        "{} is not read by systemd-networkd; nothing was reloaded.",
+                        self.opts.network_dir.display()
+                    ),
+                };
+                self.term.line(&reload)?;
+            }
+            Err(e) => self.term.line(&format!("  ! Applying failed: {e}"))?,
+        }
+        Ok(())
+    }
+
+    fn ask_static(&mut self) -> Step<Addressing> {
+        let address = self
+            .term
+            .ask("Address/prefix (e.g. 192.0.2.10/24): ", false, |s| {
+                Cidr::parse(s).map_err(|e| e.to_string())
+            })?;
+        let gateway = self
+            .term
+            .ask("Gateway (Enter for none): ", false, |s| match s {
+                "" => Ok(None),
+                s => {
+                    let gw = netcfg::parse_host_ip("gateway", s).map_err(|e| e.to_string())?;
+                    // Checked here so the person retypes the gateway, not everything.
+                    StaticAddressing::new(address, Some(gw), Vec::new())
+                        .map(|_| Some(gw))
+                        .map_err(|e| e.to_string())
+                }
+            })?;
+        let dns = self.term.ask(
+            "DNS servers, up to 3, space separated (Enter for none): ",
+            false,
+            |s| netcfg::parse_dns_list(s).map_err(|e| e.to_string()),
+        )?;
+        // Both parts were validated above; a failure here is still reported, not unwrapped.
+        match StaticAddressing::new(address, gateway, dns) {
+            Ok(s) => Ok(Addressing::Static(s)),
+            Err(e) => {
+                self.term.line(&format!("  ! {e}"))?;
+                Err(Stop::Menu)
+            }
+        }
+    }
+
+    fn proxy_screen(&mut self) -> Step<()> {
+        self.term.line("\n-- Proxy --")?;
+        self.term.line("  ! Not available yet in this build.")?;
+        Ok(())
+    }
+
+    fn enroll_screen(&mut self) -> Step<()> {
+        self.term.line("\n-- Enroll --")?;
+        self.term.line("  ! Not available yet in this build.")?;
+        Ok(())
+    }
+
+    fn status_screen(&mut self) -> Step<()> {
+        self.term.line("\n-- Status --")?;
+        self.term.line("Addresses:")?;
+        let addrs = interface_addresses();
+        if addrs.is_empty() {
+            self.term.line("  (none)")?;
+        }
+        for (name, addr) in addrs {
+            self.term.line(&format!("  {name:<16} {addr}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// An interface by its number in the list or by its name.
+fn pick_interface(s: &str, names: &[String]) -> Result<IfName, String> {
+    if let Ok(n) = s.parse::<usize>() {
+        return match n.checked_sub(1).and_then(|i| names.get(i)) {
+            Some(name) => IfName::parse(name).map_err(|e| e.to_string()),
+            None => Err(format!("type a number from 1 to {}", names.len())),
+        };
+    }
+    if names.iter().any(|n| n == s) {
+        return IfName::parse(s).map_err(|e| e.to_string());
+    }
+    Err(format!(
+        "no interface {:?}; choose one of the list",
+        ascii(&s.chars().take(32).collect::<String>())
+    ))
+}
+
+/// A one-paragraph description of a plan, for the confirmation and the status screen.
+pub fn describe_plan(plan: &NetPlan) -> String {
+    let mut s = format!("Interface {}", plan.interface.as_str());
+    if let (Some(id), Some(name)) = (plan.vlan, plan.vlan_interface()) {
+        s.push_str(&format!(", VLAN {id} ({name})"));
+    }
+    match &plan.addressing {
+        Addressing::Dhcp => s.push_str(", DHCP"),
+        Addressing::Static(st) => {
+            s.push_str(&format!(", static {}", st.address()));
+            match st.gateway() {
+                Some(gw) => s.push_str(&format!(", gateway {gw}")),
+                None => s.push_str(", no gateway"),
+            }
+            if st.dns().is_empty() {
+                s.push_str(", no DNS servers");
+            } else {
+                let dns: Vec<String> = st.dns().iter().map(|d| d.to_string()).collect();
+                s.push_str(&format!(", DNS {}", dns.join(" ")));
+            }
+        }
+    }
+    s
+}
+
+/// Puts a terminal on standard input into the console's mode for as long as it lives, and
+/// restores the previous mode when dropped.
+#[derive(Debug)]
+pub struct TtyMode {
+    saved: Option<nix::sys::termios::Termios>,
+}
+
+impl TtyMode {
+    /// Non-canonical input (our editor sees every byte), no echo (we echo, and not secrets), no
+    /// signals from Ctrl-C/Ctrl-\/Ctrl-Z (there is nothing to drop back to), CR not translated
+    /// (we accept CR, LF and CRLF ourselves), output newline translated to CRLF. Does nothing
+    /// when standard input is not a terminal.
+    pub fn enter() -> TtyMode {
+        use nix::sys::termios::{
+            tcgetattr, tcsetattr, InputFlags, LocalFlags, OutputFlags, SetArg,
+            SpecialCharacterIndices,
+        };
+        let stdin = io::stdin();
+        let Ok(saved) = tcgetattr(&stdin) else {
+            return TtyMode { saved: None };
+        };
+        let mut t = saved.clone();
+        t.local_flags
+            .remove(LocalFlags::ICANON | LocalFlags::ECHO | LocalFlags::ISIG | LocalFlags::IEXTEN);
+        t.input_flags
+            .remove(InputFlags::ICRNL | InputFlags::INLCR | InputFlags::IGNCR);
+        t.output_flags
+            .insert(OutputFlags::OPOST | OutputFlags::ONLCR);
+        t.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
+        t.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
+        if tcsetattr(&stdin, SetArg::TCSANOW, &t).is_err() {
+            return TtyMode { saved: None };
+        }
+        TtyMode { saved: Some(saved) }
+    }
+
+    /// Whether standard input is a terminal the console now echoes for.
+    pub fn active(&self) -> bool {
+        self.saved.is_some()
+    }
+}
+
+impl Drop for TtyMode {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ = nix::sys::termios::tcsetattr(
+                io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                saved,
+            );
+        }
+    }
+}
+
+/// Runs the console on standard input and output until input ends.
+pub fn run_stdio(opts: ConsoleOptions) -> io::Result<()> {
+    let mode = TtyMode::enter();
+    let stdin = io::stdin();
+    let term = Term::new(stdin.lock(), io::stdout().lock(), mode.active());
+    let result = Console::new(term, opts).run();
+    drop(mode);
+    result
+}
+
+/// `picket console`: exit status 0 when input ends; 3 if the terminal cannot be read or
+/// written.
+pub fn run(cli: &Cli, args: &ConsoleArgs) -> Result<u8, AppError> {
+    let opts = ConsoleOptions {
+        state_dir: crate::app::state_dir(cli)?,
+        network_dir: args.etc_dir.clone(),
+        resolv_conf: args.resolv_conf.clone(),
+    };
+    match run_stdio(opts) {
+        Ok(()) => Ok(crate::app::exit::OK),
+        // The other end of a pipe or a hung-up line: nobody is left to set anything up.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(crate::app::exit::OK),
+        Err(source) => Err(AppError::Write {
+            target: "the console".into(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8]) -> (Vec<Line>, Vec<u8>) {
+        let mut r = LineReader::new(input);
+        let mut echo = Vec::new();
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            let l = r
+                .read_line(&mut echo, false)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let end = l == Line::Eof;
+            out.push(l);
+            if end {
+                break;
+            }
+        }
+        (out, echo)
+    }
+
+    fn text(s: &str) -> Line {
+        Line::Text(s.to_owned())
+    }
+
+    #[test]
+    fn cr_lf_and_crlf_each_end_one_line() {
+        let (l, _) = lines(b"a\rb\nc\r\nd\r\n\r\ne");
+        assert_eq!(
+            l,
+            vec![
+                text("a"),
+                text("b"),
+                text("c"),
+                text("d"),
+                text(""),
+                text("e"),
+                Line::Eof
+            ]
+        );
+        // LF then CR: two terminators, the second an empty line.
+        let (l, _) = lines(b"x\n\ry\n");
+        assert_eq!(l, vec![text("x"), text(""), text("y"), Line::Eof]);
+    }
+
+    #[test]
+    fn backspace_del_and_ctrl_u_edit() {
+        let (l, echo) = lines(b"ab\x08c\x7fd\r\nxyz\x15ok\n\x08\x08\n");
+        assert_eq!(l, vec![text("ad"), text("ok"), text(""), Line::Eof]);
+        let shown = String::from_utf8_lossy(&echo);
+        assert!(shown.starts_with("ab\x08 \x08c\x08 \x08d\n"), "{shown:?}");
+    }
+
+    #[test]
+    fn escape_sequences_and_controls_are_dropped() {
+        let (l, _) = lines(b"1\x1b[A\x1b[1;5C\x1bOP2\x00\x07\xc3\xa93\n");
+        assert_eq!(l, vec![text("123"), Line::Eof]);
+    }
+
+    #[test]
+    fn ctrl_c_cancels_and_ctrl_d_on_empty_line_ends() {
+        let (l, _) = lines(b"abc\x03def\n\x04ignored\n");
+        assert_eq!(l, vec![Line::Cancel, text("def"), Line::Eof]);
+        let (l, _) = lines(b"ab\x04c\n");
+        assert_eq!(l, vec![text("abc"), Line::Eof]);
+    }
+
+    #[test]
+    fn secrets_are_not_echoed() {
+        let mut r = LineReader::new(&b"hunter2\r"[..]);
+        let mut echo = Vec::new();
+        let l = r
+            .read_line(&mut echo, true)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(l, text("hunter2"));
+        assert_eq!(echo, b"\n");
+    }
+
+    #[test]
+    fn long_lines_are_capped_and_a_last_line_without_newline_counts() {
+        let long = vec![b'x'; MAX_LINE + 50];
+        let (l, echo) = lines(&long);
+        assert_eq!(l, vec![text(&"x".repeat(MAX_LINE)), Line::Eof]);
+        assert_eq!(echo.iter().filter(|b| **b == 0x07).count(), 50);
+    }
+
+    #[test]
+    fn ask_gives_up_after_max_tries() {
+        let mut out = Vec::new();
+        let mut t = Term::new(&b"a\nb\nc\n5\n"[..], &mut out, false);
+        let r = t.ask("N: ", false, |s| {
+            s.parse::<u8>().map_err(|_| "a number".to_string())
+        });
+        assert!(matches!(r, Err(Stop::Menu)), "{r:?}");
+        let shown = String::from_utf8_lossy(&out);
+        assert_eq!(shown.matches("  ! a number").count(), MAX_TRIES, "{shown}");
+    }
+
+    #[test]
+    fn output_is_ascii() {
+        assert_eq!(ascii("caf\u{e9} \x1b[2J\tok\n"), "caf? ?[2J?ok\n");
+    }
+}
