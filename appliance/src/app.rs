@@ -130,6 +130,38 @@ pub enum AppError {
     /// Some stored records could not be read (the others were shown).
     #[error("{count} stored scan(s) could not be read; first: {first}")]
     UnreadableRecords { count: usize, first: StoreError },
+
+    /// The daemon's configuration file (or a platform-sent fragment) is invalid.
+    #[error("configuration {}: {reason}", path.display())]
+    Config { path: PathBuf, reason: String },
+
+    /// A secret at rest could not be sealed or opened.
+    #[error("{what}: {reason}")]
+    Secret { what: &'static str, reason: String },
+
+    /// The platform could not be reached or answered wrongly (`url` names the call).
+    #[error("platform {url}: {reason}")]
+    Platform { url: String, reason: String },
+
+    /// The platform refused the enrollment (its error code and detail).
+    #[error("enrollment refused by the platform: {code}: {detail}")]
+    EnrollRefused { code: String, detail: String },
+
+    /// A command that needs an enrolled appliance, on one that is not.
+    #[error("this appliance is not enrolled (run `picket enroll --platform URL --code CODE`)")]
+    NotEnrolled,
+
+    /// Generating keys, the CSR or reading certificates failed.
+    #[error("certificate: {reason}")]
+    Certificate { reason: String },
+
+    /// The running daemon could not be asked (its control socket).
+    #[error("daemon control socket {}: {reason}", path.display())]
+    Control { path: PathBuf, reason: String },
+
+    /// `picket status --check`: the named step failed.
+    #[error("check failed at step {step}: {reason}")]
+    CheckFailed { step: &'static str, reason: String },
 }
 
 impl AppError {
@@ -159,13 +191,21 @@ impl AppError {
             | AppError::NoTargets
             | AppError::TooManyHosts { .. }
             | AppError::HostKeyNeedsOneTarget
-            | AppError::KbSource(_) => exit::USAGE,
+            | AppError::KbSource(_)
+            | AppError::Config { .. }
+            | AppError::EnrollRefused { .. }
+            | AppError::NotEnrolled => exit::USAGE,
             AppError::Store(_)
             | AppError::Write { .. }
             | AppError::Encode(_)
             | AppError::Runtime(_)
             | AppError::UnreadableRecords { .. }
-            | AppError::AllHostsFailed { .. } => exit::RUNTIME,
+            | AppError::AllHostsFailed { .. }
+            | AppError::Secret { .. }
+            | AppError::Platform { .. }
+            | AppError::Certificate { .. }
+            | AppError::Control { .. }
+            | AppError::CheckFailed { .. } => exit::RUNTIME,
         }
     }
 }

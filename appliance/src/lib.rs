@@ -8,8 +8,11 @@
 
 pub mod app;
 pub mod cli;
+pub mod config;
 pub mod console;
+pub mod control;
 pub mod diff;
+pub mod enroll;
 pub mod findings;
 pub mod fsutil;
 pub mod hostscan;
@@ -17,4 +20,9 @@ pub mod kbcmd;
 pub mod netcfg;
 pub mod progress;
 pub mod report;
+pub mod secrets;
+pub mod settings;
+pub mod status;
 pub mod store;
+pub mod sync;
+pub mod tls;

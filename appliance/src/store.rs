@@ -45,7 +45,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Version of the store's layout and trees; a store written by a newer picket is refused.
-pub const SCHEMA_VERSION: u16 = 1;
+/// 2: the daemon's state trees ([`StateTree`]); an older picket must not open (and compact away)
+/// them, so opening a version-1 store upgrades its number.
+pub const SCHEMA_VERSION: u16 = 2;
 /// Version of the record envelope's body encoding.
 pub const RECORD_FORMAT: u16 = 1;
 
@@ -75,6 +77,84 @@ const TREE_HOSTKEYS: &str = "hostkeys";
 /// data for compaction does not read every report: a 50-host host scan is ~130 MB.
 const TREE_SIZES: &str = "sizes";
 const META_SCHEMA: &[u8] = b"schema";
+
+/// The daemon's trees: its state beside the scan history, under the same lock, envelope and
+/// flush-before-acknowledge rules (see `daemon`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StateTree {
+    /// Console settings, the enrollment identity (public parts), the key-encryption-key source,
+    /// the platform-managed configuration fragment.
+    Settings,
+    /// Secrets encrypted under the key-encryption key (device key, sealing key, proxy password).
+    Secrets,
+    /// Jobs taken from the platform and their runs' state.
+    Jobs,
+    /// Result chunks waiting for the platform's acknowledgement, keyed by a big-endian sequence.
+    Outbox,
+    /// Counters that must survive restarts (dropped chunks, ...).
+    Counters,
+}
+
+impl StateTree {
+    pub const ALL: [StateTree; 5] = [
+        StateTree::Settings,
+        StateTree::Secrets,
+        StateTree::Jobs,
+        StateTree::Outbox,
+        StateTree::Counters,
+    ];
+
+    /// The sled tree name.
+    pub fn name(self) -> &'static str {
+        match self {
+            StateTree::Settings => "settings",
+            StateTree::Secrets => "secrets",
+            StateTree::Jobs => "jobs",
+            StateTree::Outbox => "outbox",
+            StateTree::Counters => "counters",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            StateTree::Settings => 0,
+            StateTree::Secrets => 1,
+            StateTree::Jobs => 2,
+            StateTree::Outbox => 3,
+            StateTree::Counters => 4,
+        }
+    }
+}
+
+/// Puts and removes applied to one [`StateTree`] atomically by [`Store::state_apply`].
+#[derive(Debug, Default)]
+pub struct StateBatch {
+    batch: sled::Batch,
+    empty: bool,
+}
+
+impl StateBatch {
+    pub fn new() -> StateBatch {
+        StateBatch {
+            batch: sled::Batch::default(),
+            empty: true,
+        }
+    }
+
+    /// Adds a put of `value` (in the record envelope) under `key`.
+    pub fn put<T: Serialize>(&mut self, key: &[u8], value: &T) -> Result<()> {
+        let bytes = encode(&String::from_utf8_lossy(key), value)?;
+        self.batch.insert(key, bytes);
+        self.empty = false;
+        Ok(())
+    }
+
+    pub fn remove(&mut self, key: &[u8]) {
+        self.batch.remove(key);
+        self.empty = false;
+    }
+}
 const STORE_DIR: &str = "store";
 const LOCK_FILE: &str = "lock";
 const CURRENT_FILE: &str = "CURRENT";
@@ -313,6 +393,8 @@ struct Trees {
     meta: sled::Tree,
     hostkeys: sled::Tree,
     sizes: sled::Tree,
+    /// Indexed by [`StateTree::index`].
+    state: Vec<sled::Tree>,
 }
 
 /// The open store. Holds the lock until dropped; on a clean drop it seals the database files
@@ -450,6 +532,10 @@ impl Store {
             meta: tree(TREE_META)?,
             hostkeys: tree(TREE_HOSTKEYS)?,
             sizes: tree(TREE_SIZES)?,
+            state: StateTree::ALL
+                .iter()
+                .map(|t| tree(t.name()))
+                .collect::<Result<Vec<_>>>()?,
             db,
         })
     }
@@ -506,6 +592,15 @@ impl Store {
                         found,
                         supported: SCHEMA_VERSION,
                     });
+                }
+                if found < SCHEMA_VERSION {
+                    // Older layouts are subsets of this one; the number keeps older pickets out.
+                    let bytes = encode("schema version", &SCHEMA_VERSION)?;
+                    self.t()?
+                        .meta
+                        .insert(META_SCHEMA, bytes)
+                        .map_err(|e| sled_err("write schema", &path, e))?;
+                    self.flush()?;
                 }
                 Ok(())
             }
@@ -769,6 +864,116 @@ impl Store {
         self.flush()
     }
 
+    fn state_tree(&self, tree: StateTree) -> Result<&sled::Tree> {
+        self.t()?
+            .state
+            .get(tree.index())
+            .ok_or_else(|| StoreError::Db {
+                op: "open tree",
+                path: self.gen_path(),
+                reason: format!("state tree {} missing", tree.name()),
+            })
+    }
+
+    /// Reads one record of a daemon state tree.
+    pub fn state_get<T: DeserializeOwned>(&self, tree: StateTree, key: &[u8]) -> Result<Option<T>> {
+        match self
+            .state_tree(tree)?
+            .get(key)
+            .map_err(|e| sled_err("read", &self.gen_path(), e))?
+        {
+            Some(b) => Ok(Some(decode(
+                tree.name(),
+                &String::from_utf8_lossy(key),
+                &b,
+            )?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes one record of a daemon state tree. Durable on return.
+    pub fn state_put<T: Serialize>(&self, tree: StateTree, key: &[u8], value: &T) -> Result<()> {
+        let mut b = StateBatch::new();
+        b.put(key, value)?;
+        self.state_apply(tree, b)
+    }
+
+    /// Removes one record of a daemon state tree; returns whether it existed. Durable on return.
+    pub fn state_remove(&self, tree: StateTree, key: &[u8]) -> Result<bool> {
+        let existed = self
+            .state_tree(tree)?
+            .remove(key)
+            .map_err(|e| sled_err("write", &self.gen_path(), e))?
+            .is_some();
+        self.flush()?;
+        Ok(existed)
+    }
+
+    /// Applies a batch atomically (all or nothing, also across a crash). Durable on return.
+    pub fn state_apply(&self, tree: StateTree, batch: StateBatch) -> Result<()> {
+        if batch.empty {
+            return Ok(());
+        }
+        self.state_tree(tree)?
+            .apply_batch(batch.batch)
+            .map_err(|e| sled_err("write", &self.gen_path(), e))?;
+        self.flush()
+    }
+
+    /// Up to `limit` records of a state tree in key order, starting after `after` (exclusive)
+    /// when given. A record that does not decode comes back as its error, with its key.
+    #[allow(clippy::type_complexity)]
+    pub fn state_scan<T: DeserializeOwned>(
+        &self,
+        tree: StateTree,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Result<T>)>> {
+        let t = self.state_tree(tree)?;
+        let iter = match after {
+            Some(a) => {
+                t.range::<&[u8], _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))
+            }
+            None => t.iter(),
+        };
+        let mut out = Vec::new();
+        for item in iter.take(limit) {
+            let (k, v) = item.map_err(|e| sled_err("read", &self.gen_path(), e))?;
+            let value = decode(tree.name(), &String::from_utf8_lossy(&k), &v);
+            out.push((k.to_vec(), value));
+        }
+        Ok(out)
+    }
+
+    /// Number of records and bytes (keys and values) of a state tree. Reads every value.
+    pub fn state_stats(&self, tree: StateTree) -> Result<(u64, u64)> {
+        let (mut n, mut bytes) = (0u64, 0u64);
+        for item in self.state_tree(tree)?.iter() {
+            let (k, v) = item.map_err(|e| sled_err("read", &self.gen_path(), e))?;
+            n += 1;
+            bytes += (k.len() + v.len()) as u64;
+        }
+        Ok((n, bytes))
+    }
+
+    /// A number larger than any this store returned before, also across restarts (sled's
+    /// persistent id generator): the outbox's order.
+    pub fn next_sequence(&self) -> Result<u64> {
+        self.t()?
+            .db
+            .generate_id()
+            .map_err(|e| sled_err("generate id", &self.gen_path(), e))
+    }
+
+    /// Free bytes on the store's file system (for the heartbeat and the disk-full warning).
+    pub fn free_bytes(&self) -> Result<u64> {
+        fs2::available_space(&self.root).map_err(|source| StoreError::Io {
+            op: "measure free space of",
+            path: self.root.clone(),
+            source,
+        })
+    }
+
     /// Disk use of the live generation and the bytes of live records.
     pub fn usage(&self) -> Result<Usage> {
         let path = self.gen_path();
@@ -779,7 +984,10 @@ impl Store {
         })?;
         let mut live_bytes = 0u64;
         let t = self.t()?;
-        for tree in [&t.summaries, &t.order, &t.meta, &t.hostkeys, &t.sizes] {
+        for tree in [&t.summaries, &t.order, &t.meta, &t.hostkeys, &t.sizes]
+            .into_iter()
+            .chain(t.state.iter())
+        {
             for item in tree.iter() {
                 let (k, v) = item.map_err(|e| sled_err("measure", &path, e))?;
                 live_bytes += (k.len() + v.len()) as u64;
@@ -859,7 +1067,10 @@ impl Store {
                 (&t.meta, &fresh.meta),
                 (&t.hostkeys, &fresh.hostkeys),
                 (&t.sizes, &fresh.sizes),
-            ] {
+            ]
+            .into_iter()
+            .chain(t.state.iter().zip(fresh.state.iter()))
+            {
                 for item in src.iter() {
                     let (k, v) = item.map_err(|e| sled_err("read", &self.gen_path(), e))?;
                     dst.insert(k, v)
