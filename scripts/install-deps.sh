@@ -22,6 +22,8 @@ PACKAGES=(
     default-jre-headless libmaven3-core-java
     # benchmark
     nmap time
+    # webscan benchmark baseline (bench/webscan.sh); the webscan test apps need only python3
+    wapiti
     # building the workspace
     build-essential pkg-config ca-certificates curl git
     # reference implementations for kb's version-ordering oracle tests (dpkg --compare-versions, rpm.labelCompare)
