@@ -1,0 +1,365 @@
+//! `picket console` driven the way the appliance's serial console and the QEMU tests drive it:
+//! the real binary, its standard input a pipe (or, through util-linux `script`, a terminal),
+//! its answers read back from standard output, its effects checked on disk.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const PROMPT: &str = "Choice [1-5]: ";
+const HEADER: &str =
+    "# Written by picket from the appliance settings; changes here are overwritten.\n";
+
+fn picket() -> &'static str {
+    env!("CARGO_BIN_EXE_picket")
+}
+
+struct Run {
+    status: ExitStatus,
+    out: String,
+}
+
+/// Runs `picket console` with `input` on a pipe, then end of input; bounded to 60 s.
+fn console(state: &Path, etc: &Path, extra: &[&str], input: &str) -> Run {
+    let mut child = Command::new(picket())
+        .arg("--state-dir")
+        .arg(state)
+        .arg("console")
+        .arg("--etc-dir")
+        .arg(etc)
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn picket: {e}"));
+    let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
+    let input = input.as_bytes().to_vec();
+    let writer = std::thread::spawn(move || {
+        // The console may exit before reading everything (that is fine).
+        let _ = stdin.write_all(&input);
+    });
+    let mut stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let status = wait_bounded(&mut child, Duration::from_secs(60));
+    let _ = writer.join();
+    let out = reader.join().unwrap_or_default();
+    Run { status, out }
+}
+
+fn wait_bounded(child: &mut Child, limit: Duration) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap_or_else(|e| panic!("wait: {e}")) {
+            return s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("picket console did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The first interface the console offers (it lists /sys/class/net without lo, sorted).
+fn first_interface() -> Option<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n != "lo" && n.len() <= 15)
+        .collect();
+    names.sort();
+    names.into_iter().next()
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn read(path: PathBuf) -> String {
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"))
+}
+
+#[test]
+fn static_network_with_vlan_is_rendered_after_bad_answers_are_reprompted() {
+    let Some(ifname) = first_interface() else {
+        panic!("this test needs a network interface besides lo");
+    };
+    let (dir, etc) = (tmp(), tmp());
+    let resolv = dir.path().join("resolv.conf");
+    let input = format!(
+        "1\n{ifname}\n2\n198.18.0.300/24\n198.18.0.10/24\n198.18.1.1\n198.18.0.1\n\
+         198.18.0.53 198.18.1.53\n0\n120\ny\n"
+    );
+    let r = console(
+        &dir.path().join("state"),
+        etc.path(),
+        &["--resolv-conf", resolv.to_str().unwrap_or_default()],
+        &input,
+    );
+    assert!(r.status.success(), "{:?}\n{}", r.status, r.out);
+    assert!(
+        r.out
+            .contains("  ! address \"198.18.0.300/24\": not an IP address\n"),
+        "{}",
+        r.out
+    );
+    assert!(
+        r.out
+            .contains("  ! gateway \"198.18.1.1\": not in the network of 198.18.0.10/24\n"),
+        "{}",
+        r.out
+    );
+    assert!(
+        r.out
+            .contains("  ! VLAN id \"0\": must be a number from 1 to 4094\n"),
+        "{}",
+        r.out
+    );
+    let vlan_if = if ifname.len() + 4 <= 15 {
+        format!("{ifname}.120")
+    } else {
+        "vlan120".to_owned()
+    };
+    assert!(r.out.contains(&format!(
+        "Interface {ifname}, VLAN 120 ({vlan_if}), static 198.18.0.10/24, gateway 198.18.0.1, \
+         DNS 198.18.0.53 198.18.1.53\n"
+    )));
+    assert!(r
+        .out
+        .contains("is not read by systemd-networkd; nothing was reloaded."));
+    let mut expected = vec![
+        format!("10-picket-{ifname}.network"),
+        format!("10-picket-{vlan_if}.netdev"),
+        format!("10-picket-{vlan_if}.network"),
+    ];
+    expected.sort();
+    assert_eq!(files_in(etc.path()), expected);
+    assert_eq!(
+        read(etc.path().join(format!("10-picket-{vlan_if}.network"))),
+        format!(
+            "{HEADER}\n[Match]\nName={vlan_if}\n\n[Network]\nAddress=198.18.0.10/24\n\
+             Gateway=198.18.0.1\nDNS=198.18.0.53\nDNS=198.18.1.53\nIPv6AcceptRA=no\n"
+        )
+    );
+    assert_eq!(
+        read(etc.path().join(format!("10-picket-{vlan_if}.netdev"))),
+        format!("{HEADER}\n[NetDev]\nName={vlan_if}\nKind=vlan\n\n[VLAN]\nId=120\n")
+    );
+    assert_eq!(
+        read(etc.path().join(format!("10-picket-{ifname}.network"))),
+        format!(
+            "{HEADER}\n[Match]\nName={ifname}\n\n[Network]\nVLAN={vlan_if}\n\
+             LinkLocalAddressing=no\nIPv6AcceptRA=no\n"
+        )
+    );
+    assert_eq!(
+        read(resolv),
+        format!("{HEADER}nameserver 198.18.0.53\nnameserver 198.18.1.53\n")
+    );
+
+    // DHCP on the same interface afterwards: the VLAN files go, one .network remains.
+    let r = console(&dir.path().join("state"), etc.path(), &[], "1\n1\n1\n\n\n");
+    assert!(r.status.success(), "{}", r.out);
+    assert_eq!(
+        files_in(etc.path()),
+        vec![format!("10-picket-{ifname}.network")]
+    );
+    assert_eq!(
+        read(etc.path().join(format!("10-picket-{ifname}.network"))),
+        format!("{HEADER}\n[Match]\nName={ifname}\n\n[Network]\nDHCP=yes\n")
+    );
+}
+
+#[test]
+fn three_bad_answers_return_to_the_menu_and_change_nothing() {
+    let (dir, etc) = (tmp(), tmp());
+    // Bad interface three times; then bad addresses three times.
+    let Some(ifname) = first_interface() else {
+        panic!("this test needs a network interface besides lo");
+    };
+    let input = format!("1\nnope0\n99\neth0\\n\n1\n{ifname}\n2\nx\n10.0.0.1\n10.0.0.0/24\n");
+    let r = console(&dir.path().join("state"), etc.path(), &[], &input);
+    assert!(r.status.success(), "{}", r.out);
+    assert_eq!(
+        r.out
+            .matches("  ! 3 invalid answers; nothing was changed. Back to the menu.\n")
+            .count(),
+        2,
+        "{}",
+        r.out
+    );
+    // The menu came back after each screen gave up (initial + 2 redraws).
+    assert_eq!(r.out.matches(PROMPT).count(), 3, "{}", r.out);
+    assert_eq!(r.out.matches("Address/prefix").count(), 3, "{}", r.out);
+    assert!(files_in(etc.path()).is_empty());
+}
+
+#[test]
+fn end_of_input_anywhere_exits_0_without_writing() {
+    let Some(ifname) = first_interface() else {
+        panic!("this test needs a network interface besides lo");
+    };
+    let full = format!("\n5\n7\n1\n{ifname}\n2\n198.18.0.10/24\n198.18.0.1\n\n\n");
+    let lines: Vec<&str> = full.split_inclusive('\n').collect();
+    for cut in 0..=lines.len() {
+        let (dir, etc) = (tmp(), tmp());
+        let input: String = lines[..cut].concat();
+        let r = console(&dir.path().join("state"), etc.path(), &[], &input);
+        assert!(r.status.success(), "cut {cut}: {:?}\n{}", r.status, r.out);
+        assert!(r.out.contains(PROMPT), "cut {cut}: {}", r.out);
+        // The confirmation (the last line) was never answered, so nothing may be written.
+        assert!(files_in(etc.path()).is_empty(), "cut {cut}");
+    }
+    // Menu choices that only redraw: empty line, 5, CR, CRLF; an invalid one is explained.
+    let (dir, etc) = (tmp(), tmp());
+    let r = console(&dir.path().join("state"), etc.path(), &[], "\n5\r\r\n7\n");
+    assert_eq!(
+        r.out.matches("Picket appliance setup").count(),
+        4,
+        "{}",
+        r.out
+    );
+    assert_eq!(r.out.matches("  ! Type a number from 1 to 5.").count(), 1);
+}
+
+/// The status screen lists the same addresses as `ip -o addr` (lo excluded).
+#[test]
+fn status_lists_the_interface_addresses() {
+    let (dir, etc) = (tmp(), tmp());
+    let r = console(&dir.path().join("state"), etc.path(), &[], "4\n");
+    assert!(r.status.success(), "{}", r.out);
+    let ip = Command::new("ip")
+        .args(["-o", "addr", "show"])
+        .output()
+        .unwrap_or_else(|e| panic!("ip: {e}"));
+    let text = String::from_utf8_lossy(&ip.stdout);
+    let mut expected = 0;
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(name), Some(addr)) = (f.get(1), f.get(3)) else {
+            continue;
+        };
+        if *name == "lo" {
+            continue;
+        }
+        expected += 1;
+        let want = format!("  {name:<16} {addr}\n");
+        assert!(r.out.contains(&want), "missing {want:?} in\n{}", r.out);
+    }
+    let status = r
+        .out
+        .split("-- Status --")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no status screen: {}", r.out));
+    let listed = status
+        .lines()
+        .skip_while(|l| !l.starts_with("Addresses:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  ") && !l.contains("(none)"))
+        .count();
+    assert_eq!(listed, expected, "{}", r.out);
+}
+
+/// The console on a real terminal (a pty from util-linux `script`): typed characters are echoed
+/// by the console with backspace editing, Ctrl-C is a key that cancels (not a signal that ends
+/// the program), and the end of input still ends it with status 0.
+#[test]
+fn on_a_terminal_ctrl_c_cancels_and_does_not_kill() {
+    let (dir, etc) = (tmp(), tmp());
+    let cmd = format!(
+        "{} --state-dir {} console --etc-dir {}",
+        picket(),
+        dir.path().join("state").display(),
+        etc.path().display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn script (util-linux): {e}"));
+    let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let mut stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let sink = Arc::clone(&out);
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut o) = sink.lock() {
+                o.extend_from_slice(&buf[..n]);
+            }
+        }
+    });
+    let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
+    let mut seen = 0;
+    // Waits until `text` appears after what earlier expectations consumed.
+    let mut expect = |text: &str| {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            let o = out.lock().map(|o| o.clone()).unwrap_or_default();
+            let s = String::from_utf8_lossy(&o).into_owned();
+            if let Some(i) = s.get(seen..).and_then(|rest| rest.find(text)) {
+                seen += i + text.len();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let o = out.lock().map(|o| o.clone()).unwrap_or_default();
+        panic!(
+            "{text:?} not seen; output:\n{}",
+            String::from_utf8_lossy(&o)
+        );
+    };
+    let mut send = |bytes: &[u8]| {
+        stdin
+            .write_all(bytes)
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("write: {e}"));
+    };
+    expect(PROMPT);
+    // Echo with editing: "9", backspace (DEL), "5", CR -> the menu is redrawn.
+    send(b"9\x7f5\r");
+    expect("9\x08 \x085\r\n");
+    expect(PROMPT);
+    // Ctrl-C inside a screen: back to the menu, the program alive.
+    send(b"1\r");
+    expect("Interface [");
+    send(b"\x03");
+    expect("^C\r\n");
+    expect(PROMPT);
+    // Ctrl-C at the menu prompt: a fresh prompt.
+    send(b"\x03");
+    expect("^C\r\n");
+    expect(PROMPT);
+    send(b"4\r");
+    expect("-- Status --");
+    expect(PROMPT);
+    drop(send);
+    drop(stdin);
+    let status = wait_bounded(&mut child, Duration::from_secs(20));
+    let _ = reader.join();
+    assert!(status.success(), "{status:?}");
+    assert!(files_in(etc.path()).is_empty());
+}
