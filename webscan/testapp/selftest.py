@@ -8,7 +8,10 @@ checks the behaviours the scanner must cope with (login, logged-out redirects, s
 soft 404, discovery documents) and the app's safety nets (the SSRF fetcher stays on loopback).
 Starts its own vulnapp on 127.0.0.1; exit status 0 only if every check passed.
 
-    /usr/bin/python3 webscan/testapp/selftest.py [-v]
+    /usr/bin/python3 webscan/testapp/selftest.py [-v] [--vulnapp-only]
+
+bigapp.py (all 200 pages reachable, the 1-second window counted right) and hostile.py (each path
+misbehaves as documented) are checked too.
 """
 
 import http.client
@@ -34,15 +37,15 @@ VERBOSE = "-v" in sys.argv
 
 
 class AppProc:
-    """A vulnapp child process on 127.0.0.1 (stdin piped: it dies with us)."""
+    """A test app child process on 127.0.0.1 (stdin piped: it dies with us)."""
 
-    def __init__(self, *extra):
-        self.proc = subprocess.Popen([PY, os.path.join(HERE, "vulnapp.py"), "--port", "0", *extra],
+    def __init__(self, *extra, script="vulnapp.py"):
+        self.proc = subprocess.Popen([PY, os.path.join(HERE, script), "--port", "0", *extra],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         line = self.proc.stdout.readline().decode()
         parts = line.split()
         if len(parts) != 3 or parts[0] != "READY":
-            raise RuntimeError("vulnapp did not start: %r" % line)
+            raise RuntimeError("%s did not start: %r" % (script, line))
         self.port, self.admin = int(parts[1]), int(parts[2])
 
     def stop(self):
@@ -479,6 +482,121 @@ def session_budget_check():
         app.stop()
 
 
+def bigapp_checks():
+    app = AppProc(script="bigapp.py")
+    try:
+        c = Client(app.port)
+        seen, frontier, depth = {"/": 0}, ["/"], 0
+        while frontier and depth < 20:
+            nxt = []
+            for path in frontier:
+                for link in re.findall(r'href="(/page/\d+)"', c.get(path).text):
+                    if link not in seen:
+                        seen[link] = depth + 1
+                        nxt.append(link)
+            frontier, depth = nxt, depth + 1
+        pages = [p for p in seen if p.startswith("/page/")]
+        check("bigapp-pages", len(pages) == 200 and max(seen.values()) <= 7,
+              "%d pages, deepest %d links from /" % (len(pages), max(seen.values())))
+        forms = c.get("/page/50").text
+        check("bigapp-forms", 'action="/search"' in forms and 'action="/feedback"' in forms)
+        admin(app.admin, "POST", "/reset")
+        for _ in range(30):
+            c.get("/page/1")
+        st = admin(app.admin, "GET", "/stats")
+        check("bigapp-burst-counted", st["requests"] == 30 and st["max_in_window"] == 30,
+              "requests %d, max in 1 s %d" % (st["requests"], st["max_in_window"]))
+        admin(app.admin, "POST", "/reset")
+        for _ in range(20):
+            c.get("/page/2")
+            time.sleep(0.1)
+        st = admin(app.admin, "GET", "/stats")
+        check("bigapp-window-slides", st["requests"] == 20 and 5 <= st["max_in_window"] <= 11,
+              "20 requests at <= 10/s: max in 1 s %d" % st["max_in_window"])
+    finally:
+        app.stop()
+
+
+def read_for(port, path, seconds, limit=32 << 20):
+    """Raw GET: (bytes received within `seconds`, True if the server closed)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=seconds)
+    data, closed = bytearray(), False
+    deadline = time.monotonic() + seconds
+    try:
+        s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % path).encode())
+        while len(data) < limit and time.monotonic() < deadline:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = s.recv(1 << 16)
+            except socket.timeout:
+                break
+            if not chunk:
+                closed = True
+                break
+            data += chunk
+    finally:
+        s.close()
+    return bytes(data), closed
+
+
+def hostile_checks():
+    import zlib
+    app = AppProc(script="hostile.py")
+    try:
+        p = app.port
+        d, closed = read_for(p, "/endless", 1.0)
+        check("hostile-endless", b"Transfer-Encoding: chunked" in d and len(d) > 1 << 20 and not closed,
+              "%d bytes in 1 s" % len(d))
+        d, closed = read_for(p, "/endless-close", 1.0)
+        check("hostile-endless-close", b"Content-Length" not in d.split(b"\r\n\r\n")[0] and len(d) > 1 << 20)
+        d, closed = read_for(p, "/huge-header", 10.0, 12 << 20)
+        head = d.split(b"\r\n\r\n")[0]
+        check("hostile-huge-header", max(len(x) for x in head.split(b"\r\n")) >= 10 << 20,
+              "longest header line %d bytes" % max(len(x) for x in head.split(b"\r\n")))
+        d, closed = read_for(p, "/many-headers", 10.0)
+        check("hostile-many-headers", d.split(b"\r\n\r\n")[0].count(b"\r\nX-H-") == 100000)
+        d, closed = read_for(p, "/slowloris", 2.5)
+        check("hostile-slowloris", b"\r\n\r\n" not in d and len(d) < 40 and not closed, repr(d[:40]))
+        d, closed = read_for(p, "/slow-body", 2.5)
+        check("hostile-slow-body", b"Content-Length: 1000" in d and len(d.split(b"\r\n\r\n", 1)[1]) <= 4)
+        c = Client(p)
+        check("hostile-redirect-loop", c.get("/redirect-loop").header("Location") == ["/redirect-loop2"]
+              and c.get("/redirect-loop2").header("Location") == ["/redirect-loop"]
+              and c.get("/redirect-self").header("Location") == ["/redirect-self"]
+              and c.get("/redirect-chain/5").header("Location") == ["/redirect-chain/6"])
+        body = c.get("/invalid-utf8").body
+        try:
+            body.decode("utf-8")
+            bad = False
+        except UnicodeDecodeError:
+            bad = True
+        check("hostile-invalid-utf8", bad and b'href="/utf8-ok"' in body)
+        body = c.get("/nested").body
+        check("hostile-nested", body.count(b"<div>") == 100000 and b"/nested-bottom" in body)
+        check("hostile-many-links", c.get("/many-links").body.count(b'<a href="/l/') == 100000)
+        d, closed = read_for(p, "/lying-length", 2.0)
+        check("hostile-lying-length", b"Content-Length: 1000000000000" in d and closed
+              and len(d.split(b"\r\n\r\n", 1)[1]) < 100)
+        r = c.get("/gzip-bomb", timeout=60)
+        z, total = zlib.decompressobj(31), 0
+        buf = r.body
+        while buf and total <= 1 << 30:
+            out = z.decompress(buf, 64 << 20)
+            total += len(out)
+            buf = z.unconsumed_tail
+        check("hostile-gzip-bomb", r.header("Content-Encoding") == ["gzip"] and len(r.body) < 2 << 20
+              and total == 1 << 30, "%d bytes -> %d" % (len(r.body), total))
+        d, closed = read_for(p, "/garbage", 2.0)
+        check("hostile-garbage", not d.startswith(b"HTTP/") and closed)
+        d, closed = read_for(p, "/close", 2.0)
+        check("hostile-close", d == b"" and closed)
+        check("hostile-still-serving", c.get("/").status == 200)
+    finally:
+        t0 = time.monotonic()
+        app.stop()
+        check("hostile-exits-on-sigterm", time.monotonic() - t0 < 5)
+
+
 def manifest_coverage():
     with open(os.path.join(HERE, "planted.json")) as f:
         entries = json.load(f)["entries"]
@@ -496,6 +614,9 @@ def main():
         app.stop()
     session_budget_check()
     manifest_coverage()
+    if "--vulnapp-only" not in sys.argv:
+        bigapp_checks()
+        hostile_checks()
     passed = sum(1 for r in RESULTS if r[1])
     failed = len(RESULTS) - passed
     ids = {r[0] for r in RESULTS if not r[0].startswith("manifest:")}
