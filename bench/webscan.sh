@@ -14,6 +14,8 @@
 #      PICKET_WEB_ARGS     extra arguments for `picket scan web`
 #      WAPITI_MODULES      wapiti -m list (default: every module that maps to a planted class)
 #      BENCH_TIMEOUT_S     per tool (default 3600)
+#      BENCH_STRICT_SESSIONS=1  keep vulnapp's session expiry (300 requests / 600 s); by default
+#                          sessions never expire here, because wapiti cannot log in again
 # Output: a table on stdout and bench/out/webscan-results.json (reports and logs beside it).
 set -euo pipefail
 

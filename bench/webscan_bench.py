@@ -39,8 +39,12 @@ class VulnApp:
         if os.path.exists(self.ready):
             os.unlink(self.ready)
         self.log = open(os.path.join(workdir, "vulnapp.log"), "wb")
+        # wapiti cannot log in again, so by default sessions do not expire here (the Rust tests
+        # exercise expiry and re-login); BENCH_STRICT_SESSIONS=1 keeps the app's defaults.
+        sessions = [] if os.environ.get("BENCH_STRICT_SESSIONS") == "1" else [
+            "--session-max-requests", "100000000", "--session-ttl", "86400"]
         self.proc = subprocess.Popen([PY, os.path.join(TESTAPP, "vulnapp.py"), "--port", "0",
-                                      "--ready-file", self.ready], stdin=subprocess.PIPE,
+                                      "--ready-file", self.ready] + sessions, stdin=subprocess.PIPE,
                                      stdout=subprocess.DEVNULL, stderr=self.log)
         for _ in range(100):
             if os.path.exists(self.ready):

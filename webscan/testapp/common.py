@@ -11,6 +11,7 @@ import argparse
 import collections
 import json
 import os
+import secrets
 import signal
 import socket
 import stat
@@ -131,7 +132,12 @@ class BaseHandler(BaseHTTPRequestHandler):
     def parse_request(self):
         ok = super().parse_request()
         if ok:
-            self._rec = self.server.recorder.arrive(self.command, self.path)
+            token = getattr(self.server, "internal_token", None)
+            if token and self.headers.get("X-Testapp-Internal") == token:
+                # The app fetching itself (SSRF preview): not a request the scanner sent.
+                self.server.recorder.bump("internal_requests")
+            else:
+                self._rec = self.server.recorder.arrive(self.command, self.path)
         return ok
 
     def send_response(self, code, message=None):
@@ -288,6 +294,7 @@ class App:
         self.on_reset = on_reset
         self.admin_routes = admin_routes or {}
         self.recorder = Recorder()
+        self.internal_token = secrets.token_hex(16)
 
 
 def base_parser(description):
@@ -317,6 +324,7 @@ def run(app, args, setup=None, cleanup=None):
         sys.stderr.write("testapp: cannot bind 127.0.0.1: %s\n" % e)
         sys.exit(2)
     server.app = admin.app = app
+    server.internal_token = app.internal_token
     server.recorder = app.recorder
     server.verbose = args.verbose
     port = server.server_address[1]

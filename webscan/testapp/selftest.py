@@ -367,8 +367,13 @@ def run_checks(app, cb):
     check("ssrf-preview", cb.seen("pre1") and "callback-ok /pre1" in r.text)
     r = c.get("/avatar?url=" + quote(cb.url("ava1")))
     check("ssrf-avatar", not cb.seen("ava1") and r.status == 400)
+    before = admin(app.admin, "GET", "/stats")
     r = c.get("/avatar?url=" + quote("http://127.0.0.1:%d/static/img/logo.svg" % app.port))
     check("ssrf-avatar", r.status == 200, "own image still served")
+    after = admin(app.admin, "GET", "/stats")
+    check("self-fetch-not-counted", after["requests"] - before["requests"] == 1
+          and after.get("internal_requests", 0) == before.get("internal_requests", 0) + 1,
+          "the app fetching itself is counted apart")
     a.post_form("/webhooks", {"callback_url": cb.url("hook1")})
     check("ssrf-blind-webhooks", cb.seen("hook1"))
     a.post_form("/account/profile", {"display_name": "A", "website": cb.url("prof1")})

@@ -333,7 +333,10 @@ def fetch(url, via):
     STATE.hit(url, via)
     conn = http.client.HTTPConnection(host, port, timeout=5)
     try:
-        conn.request("GET", path, headers={"User-Agent": "vulnapp-fetcher/1", "Connection": "close"})
+        headers = {"User-Agent": "vulnapp-fetcher/1", "Connection": "close"}
+        if port == STATE.port:
+            headers["X-Testapp-Internal"] = STATE.internal_token
+        conn.request("GET", path, headers=headers)
         resp = conn.getresponse()
         return resp.status, resp.read(MAX_READ)
     finally:
@@ -1390,6 +1393,7 @@ def main():
             return list(STATE.ssrf_hits)
 
     app = common.App(Handler, on_reset=on_reset, admin_routes={("GET", "/ssrf-hits"): hits})
+    STATE.internal_token = app.internal_token
     try:
         common.run(app, args, setup=setup, cleanup=lambda: shutil.rmtree(DATA["dir"], True))
     finally:
