@@ -404,6 +404,12 @@ def run_checks(app, cb):
                {"Content-Type": "application/xml"})
     check("xxe-import-safe", ok.status == 200 and "BK-001" in ok.text, "plain XML accepted")
 
+    # odd input is a plain 500 and the server goes on
+    r = c.post_json("/api/v2/stock", {"sku": "\ud800", "warehouse": "north"})
+    r2 = c.get("/item?id=%00")
+    check("odd-input", r.status == 500 and r2.status in (200, 500) and c.get("/").status == 200,
+          "%s %s" % (r.status, r2.status))
+
     # passive
     legacy, home = anon.get("/legacy/index.php"), anon.get("/")
     lh = {k.lower() for k, _ in legacy.headers}

@@ -679,16 +679,31 @@ class Handler(common.BaseHandler):
                         ("Access-Control-Allow-Methods", "GET, POST"), ("Vary", "Origin")]
         self.send_body(204, "", "text/plain", headers)
 
+    def guarded(self, fn, *args):
+        """Runs a route; an unexpected error (a NUL or a lone surrogate reaching sqlite, say) is
+        a plain 500 that names nothing, like a production server's."""
+        try:
+            fn(self, *args)
+        except (ConnectionError, TimeoutError):
+            raise
+        except Exception as e:  # noqa: BLE001 - any bug must still answer
+            if getattr(self.server, "verbose", False):
+                sys.stderr.write("vulnapp: %s %s: %r\n" % (self.command, self.path[:200], e))
+            if self._status == 0:
+                self.send_body(500, "<h1>Internal Server Error</h1>\n", close=True)
+            else:
+                self.close_connection = True
+
     def do_GET(self):
         path, q = self.split_path()
         _tls.sleep_left = SLEEP_BUDGET_S
         arg = lambda name, default="": q.get(name, [default])[0]  # noqa: E731
         route = GET_ROUTES.get(path)
         if route:
-            return route(self, arg, q)
+            return self.guarded(route, arg, q)
         for prefix, fn in GET_PREFIX_ROUTES:
             if path.startswith(prefix):
-                return fn(self, path[len(prefix):])
+                return self.guarded(fn, path[len(prefix):])
         return self.soft_404(path)
 
     def do_POST(self):
@@ -699,7 +714,7 @@ class Handler(common.BaseHandler):
             return
         route = POST_ROUTES.get(path)
         if route:
-            return route(self, body, q)
+            return self.guarded(route, body, q)
         return self.soft_404(path)
 
     def soft_404(self, path):
