@@ -42,6 +42,9 @@ pub enum AppError {
     #[error(transparent)]
     Store(#[from] StoreError),
 
+    #[error(transparent)]
+    Webscan(#[from] picket_webscan::WebscanError),
+
     /// The user named a scan the store does not have.
     #[error("no stored scan matches {reference:?} (see `picket scans list`)")]
     UnknownScan { reference: String },
@@ -178,6 +181,8 @@ impl AppError {
                 | NetscanError::Config(_) => exit::USAGE,
                 _ => exit::RUNTIME,
             },
+            AppError::Webscan(e) if e.is_input_error() => exit::USAGE,
+            AppError::Webscan(_) => exit::RUNTIME,
             AppError::UnknownScan { .. }
             | AppError::AmbiguousScan { .. }
             | AppError::FormatUnsupported { .. }
@@ -221,6 +226,7 @@ pub fn run(cli: &Cli) -> Result<u8, AppError> {
         Command::Scans(ScansCommand::Show { id }) => scans_show(cli, id),
         Command::Scans(ScansCommand::Diff { old, new }) => scans_diff(cli, old, new),
         Command::Scan(ScanCommand::Host(args)) => crate::hostscan::scan_host(cli, args),
+        Command::Scan(ScanCommand::Web(args)) => crate::webscan::scan_web(cli, args),
         Command::Kb(KbCommand::Import { paths }) => crate::kbcmd::import(cli, paths),
         Command::Kb(KbCommand::Status) => crate::kbcmd::status(cli),
         Command::Console(args) => crate::console::run(cli, args),
@@ -468,6 +474,10 @@ fn scans_show(cli: &Cli, reference: &str) -> Result<u8, AppError> {
         StoredScan::Host(report) => {
             emit(cli, &crate::hostscan::render_host(cli, &report)?)?;
             Ok(crate::hostscan::stored_status(cli, &report))
+        }
+        StoredScan::Web(report) => {
+            emit(cli, &crate::webscan::render_web(cli, &report)?)?;
+            Ok(crate::webscan::status(cli, &report))
         }
     }
 }

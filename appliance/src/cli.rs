@@ -108,6 +108,120 @@ pub enum ScanCommand {
     Net(NetArgs),
     /// Inventory hosts over SSH and match their packages against the knowledge base.
     Host(HostArgs),
+    /// Crawl a web application or REST API and test its inputs (confirmed findings only).
+    Web(WebArgs),
+}
+
+/// `picket scan web`.
+#[derive(Debug, Args)]
+pub struct WebArgs {
+    /// Start URL (http:// or https://); its origin is the scope.
+    #[arg(value_name = "URL")]
+    pub url: String,
+
+    /// Login page with the form to fill in (relative to URL or absolute).
+    #[arg(long, value_name = "URL", requires_all = ["username", "password_env"])]
+    pub login_url: Option<String>,
+
+    /// User name for --login-url.
+    #[arg(long, value_name = "USER", requires = "login_url")]
+    pub username: Option<String>,
+
+    /// Name of the environment variable holding the login password.
+    #[arg(long, value_name = "VAR", requires = "login_url")]
+    pub password_env: Option<String>,
+
+    /// Header sent with every request, `Name: value` (repeatable).
+    #[arg(long, value_name = "HEADER", action = ArgAction::Append)]
+    pub header: Vec<String>,
+
+    /// Header whose value comes from an environment variable, `Name: VAR` (repeatable; for
+    /// tokens: `--header-env "Authorization: API_TOKEN"`).
+    #[arg(long, value_name = "NAME: VAR", action = ArgAction::Append)]
+    pub header_env: Vec<String>,
+
+    /// Cookie sent with every request, `name=value` (repeatable).
+    #[arg(long, value_name = "COOKIE", action = ArgAction::Append)]
+    pub cookie: Vec<String>,
+
+    /// Cookie whose value comes from an environment variable, `name=VAR` (repeatable).
+    #[arg(long, value_name = "NAME=VAR", action = ArgAction::Append)]
+    pub cookie_env: Vec<String>,
+
+    /// OpenAPI 3.x or Swagger 2.0 document (URL or JSON file); without it the usual paths
+    /// (/openapi.json, /swagger.json, /v3/api-docs...) are tried.
+    #[arg(long, value_name = "URL|FILE")]
+    pub openapi: Option<String>,
+
+    /// URL prefix outside the start origin that is in scope (repeatable).
+    #[arg(long, value_name = "PREFIX", action = ArgAction::Append)]
+    pub include: Vec<String>,
+
+    /// Regular expression of URLs never requested (repeatable; replaces the default, which
+    /// excludes logout-like links).
+    #[arg(long, value_name = "REGEX", action = ArgAction::Append)]
+    pub exclude: Vec<String>,
+
+    /// Requests per second at most, over the whole scan (crawl, login and checks).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_rps: Option<u32>,
+
+    /// Requests at most, over the whole scan.
+    #[arg(long, value_name = "N", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_requests: u64,
+
+    /// Pages the crawler fetches at most.
+    #[arg(long, value_name = "N", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_pages: u32,
+
+    /// Link hops from the start URL at most.
+    #[arg(long, value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub max_depth: u32,
+
+    /// Requests in flight at most.
+    #[arg(long, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub concurrency: u16,
+
+    /// Seconds one request may take (connect to last byte).
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub timeout: u64,
+
+    /// Seconds the whole scan may take.
+    #[arg(long, value_name = "SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub scan_timeout: u64,
+
+    /// Address of the callback listener for SSRF and blind injections (the target must reach
+    /// it: give --callback-url when it sees the appliance under another address).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub callback_listen: std::net::SocketAddr,
+
+    /// Base URL the target uses to reach the callback listener.
+    #[arg(long, value_name = "URL")]
+    pub callback_url: Option<String>,
+
+    /// Request header tested as an injection point (repeatable; default User-Agent, Referer,
+    /// X-Forwarded-Host).
+    #[arg(long, value_name = "NAME", action = ArgAction::Append)]
+    pub inject_header: Vec<String>,
+
+    /// Accept any TLS certificate (self-signed internal apps).
+    #[arg(long)]
+    pub insecure_tls: bool,
+
+    /// Crawl and run the passive checks only: no payloads are sent.
+    #[arg(long)]
+    pub passive_only: bool,
+
+    /// Base delay of the time-based checks, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1500,
+          value_parser = clap::value_parser!(u64).range(200..=10_000))]
+    pub time_delay: u64,
 }
 
 /// `picket scan host`.

@@ -24,5 +24,6 @@ pub mod secrets;
 pub mod settings;
 pub mod status;
 pub mod store;
+pub mod webscan;
 pub mod sync;
 pub mod tls;

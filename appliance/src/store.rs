@@ -239,6 +239,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub enum StoredScan {
     Net(NetReport),
     Host(HostReport),
+    Web(picket_model::WebReport),
 }
 
 impl StoredScan {
@@ -246,6 +247,7 @@ impl StoredScan {
         match self {
             StoredScan::Net(r) => &r.scan.id,
             StoredScan::Host(r) => &r.scan.id,
+            StoredScan::Web(r) => &r.scan.id,
         }
     }
 
@@ -253,6 +255,7 @@ impl StoredScan {
         match self {
             StoredScan::Net(r) => r.scan.kind,
             StoredScan::Host(r) => r.scan.kind,
+            StoredScan::Web(r) => r.scan.kind,
         }
     }
 
@@ -282,6 +285,13 @@ impl StoredScan {
                     .flat_map(|h| &h.listening)
                     .filter(|s| s.protocol == picket_model::Protocol::Tcp)
                     .count() as u64,
+            ),
+            // A web scan: one site; "open ports" has no meaning, so 0.
+            StoredScan::Web(r) => ScanSummary::new(
+                &r.scan,
+                r.findings.iter().map(|f| f.severity),
+                1,
+                0,
             ),
         }
     }

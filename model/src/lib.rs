@@ -460,6 +460,101 @@ pub struct HostReport {
     pub stats: HostScanStats,
 }
 
+/// Evidence of a web finding: the request as sent and an excerpt of the response around what
+/// proved the issue, so a developer can reproduce it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebEvidence {
+    pub request: String,
+    pub response_excerpt: String,
+}
+
+/// A finding of a web scan: the contract's finding plus `url`, `method`, `parameter` (null for
+/// page-level findings) and structured evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebFinding {
+    pub id: String,
+    pub title: String,
+    pub severity: Severity,
+    pub cwe: Vec<u32>,
+    pub cve: Vec<String>,
+    pub asset: Asset,
+    pub url: String,
+    pub method: String,
+    pub parameter: Option<String>,
+    /// Where the parameter is: `query`, `form`, `multipart`, `json`, `path`, `cookie`, `header`
+    /// (null for page-level findings).
+    pub location: Option<String>,
+    /// The check that found it (`xss-reflected`, `sqli-boolean`, `missing-header`...).
+    pub check: String,
+    pub evidence: WebEvidence,
+    pub remediation: String,
+}
+
+impl WebFinding {
+    /// The contract's plain finding (for writers that know only those, such as SARIF).
+    pub fn to_finding(&self) -> Finding {
+        let param = self
+            .parameter
+            .as_deref()
+            .map(|p| format!(" parameter {p}"))
+            .unwrap_or_default();
+        Finding {
+            id: self.id.clone(),
+            title: self.title.clone(),
+            severity: self.severity,
+            cwe: self.cwe.clone(),
+            cve: self.cve.clone(),
+            asset: self.asset.clone(),
+            evidence: format!(
+                "{} {}{param}\n--- request ---\n{}\n--- response excerpt ---\n{}",
+                self.method, self.url, self.evidence.request, self.evidence.response_excerpt
+            ),
+            remediation: self.remediation.clone(),
+        }
+    }
+}
+
+/// What a web scan saw of the site.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebSite {
+    /// The start URL.
+    pub target: String,
+    /// Whether the scan ran logged in (form login, cookie or header token).
+    pub authenticated: bool,
+    /// Pages fetched by the crawler (URLs, in crawl order, capped).
+    pub pages: Vec<String>,
+    /// Distinct endpoints (method, path pattern, parameter names) tested.
+    pub endpoints: Vec<String>,
+}
+
+/// Counters of a web scan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebScanStats {
+    /// Requests sent, all phases (crawl, login, checks).
+    pub requests: u64,
+    pub pages: u64,
+    pub endpoints: u64,
+    pub injection_points: u64,
+    pub max_requests: u64,
+    pub max_rps: Option<u32>,
+    /// Requests that failed (timeouts, resets, malformed responses).
+    pub errors: u64,
+    pub relogins: u64,
+    pub duration_ms: u64,
+}
+
+/// A whole web-scan report (`picket scan web --format json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebReport {
+    pub picket_version: String,
+    pub scan: ScanMeta,
+    pub web: WebSite,
+    pub findings: Vec<WebFinding>,
+    pub stats: WebScanStats,
+    /// Conditions that limited the scan (budget spent, deadline, hostile responses).
+    pub warnings: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -217,6 +217,15 @@ fn remove_null(map: &mut Map<String, Value>, keys: &[&str]) {
     }
 }
 
+/// A web-scan report as the contract's JSON: findings carry `url`, `method`, `parameter` (null
+/// for page-level findings) and `evidence: {request, response_excerpt}`; null optional asset
+/// keys are dropped as elsewhere.
+pub fn web_report_value(report: &picket_model::WebReport) -> Result<Value, serde_json::Error> {
+    let mut v = serde_json::to_value(report)?;
+    prune_nulls(&mut v);
+    Ok(v)
+}
+
 /// Pretty JSON with a final newline.
 pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
     let mut out = serde_json::to_vec_pretty(value)?;

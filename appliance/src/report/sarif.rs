@@ -48,10 +48,28 @@ pub fn net_report(r: &NetReport) -> Value {
 
 /// A SARIF log of `findings`, for the scan `scan_id`.
 pub fn findings_log(scan_id: &str, kind: &str, findings: &[Finding]) -> Value {
+    let ruled: Vec<(String, &Finding)> = findings.iter().map(|f| (rule_id(f), f)).collect();
+    ruled_findings_log(scan_id, kind, &ruled)
+}
+
+/// A SARIF log of a web scan: one rule per check (`xss-reflected`, `sqli`...), whatever the
+/// finding's detailed title says.
+pub fn web_report(r: &picket_model::WebReport) -> Value {
+    let plain: Vec<(String, Finding)> = r
+        .findings
+        .iter()
+        .map(|f| (format!("web/{}", f.check), f.to_finding()))
+        .collect();
+    let ruled: Vec<(String, &Finding)> = plain.iter().map(|(r, f)| (r.clone(), f)).collect();
+    ruled_findings_log(&r.scan.id, "web", &ruled)
+}
+
+/// A SARIF log of findings whose rule ids the caller chose.
+pub fn ruled_findings_log(scan_id: &str, kind: &str, findings: &[(String, &Finding)]) -> Value {
     let mut rules: Vec<(String, &Finding)> = Vec::new();
     let mut results = Vec::new();
-    for f in findings {
-        let id = rule_id(f);
+    for (id, f) in findings {
+        let (id, f) = (id.clone(), *f);
         let index = match rules.iter().position(|(r, _)| *r == id) {
             Some(i) => i,
             None => {

@@ -293,6 +293,44 @@ pub fn host_report(r: &HostReport) -> String {
     out
 }
 
+/// A web-scan report as text: findings most severe first, then what was crawled.
+pub fn web_report(r: &picket_model::WebReport) -> String {
+    let mut out = String::new();
+    let rows: Vec<Vec<String>> = r
+        .findings
+        .iter()
+        .map(|f| {
+            vec![
+                f.severity.as_str().to_owned(),
+                clean(&f.check),
+                clean(&f.method),
+                clean(&f.url),
+                clean(f.parameter.as_deref().unwrap_or("-")),
+                clean(&f.title),
+            ]
+        })
+        .collect();
+    out.push_str(&columns("", &rows));
+    for w in &r.warnings {
+        let _ = writeln!(out, "warning: {}", clean(w));
+    }
+    let plain: Vec<picket_model::Finding> = r.findings.iter().map(|f| f.to_finding()).collect();
+    let _ = writeln!(
+        out,
+        "\n{}: {} pages, {} endpoints, {} injection points, {} requests ({} failed), {}{}; {:.2} s",
+        clean(&r.web.target),
+        r.stats.pages,
+        r.stats.endpoints,
+        r.stats.injection_points,
+        r.stats.requests,
+        r.stats.errors,
+        findings_text(&plain),
+        if r.web.authenticated { ", logged in" } else { "" },
+        r.stats.duration_ms as f64 / 1000.0
+    );
+    out
+}
+
 /// How an asset is shown in one cell: `host:port/proto`, a URL, or whatever is known.
 pub fn asset_text(a: &picket_model::Asset) -> String {
     if let Some(url) = &a.url {
