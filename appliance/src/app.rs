@@ -230,6 +230,14 @@ pub fn run(cli: &Cli) -> Result<u8, AppError> {
         Command::Kb(KbCommand::Import { paths }) => crate::kbcmd::import(cli, paths),
         Command::Kb(KbCommand::Status) => crate::kbcmd::status(cli),
         Command::Console(args) => crate::console::run(cli, args),
+        Command::Daemon(args) => crate::daemon::daemon_command(
+            &state_dir(cli)?,
+            args.config.as_deref(),
+            cli.verbose,
+            cli.quiet,
+        ),
+        Command::Enroll(args) => crate::status::enroll_command(cli, args),
+        Command::Status(args) => crate::status::status_command(cli, args),
     }
 }
 
@@ -341,8 +349,6 @@ fn scan_net(cli: &Cli, args: &NetArgs) -> Result<u8, AppError> {
     drop(Store::open_waiting(&state_dir, LOCK_WAIT)?);
 
     let cfg = args.scan_config();
-    let started = report::now_utc();
-    let id = report::scan_id(started);
     let bar = (!cli.quiet && std::io::stderr().is_terminal()).then(BarProgress::new);
     let progress: Arc<dyn Progress> = match &bar {
         Some(b) => Arc::new(b.clone()),
@@ -353,33 +359,19 @@ fn scan_net(cli: &Cli, args: &NetArgs) -> Result<u8, AppError> {
         .enable_all()
         .build()
         .map_err(AppError::Runtime)?;
-    let outcome = runtime.block_on(picket_netscan::run(&cfg, progress));
+    let outcome = runtime.block_on(net_scan_report(&cfg, progress));
     drop(runtime);
     if let Some(b) = &bar {
         b.finish();
     }
-    let outcome = outcome?;
+    let (report, warnings) = outcome?;
     let mut seen = std::collections::HashSet::new();
-    for w in &outcome.warnings {
+    for w in &warnings {
         if seen.insert(w.as_str()) {
             note(cli, &format!("warning: {w}"));
         }
     }
-    let finished = report::now_utc();
-    let findings = crate::findings::net_findings(&outcome.hosts, finished);
-    let report = NetReport {
-        picket_version: PICKET_VERSION.to_owned(),
-        scan: ScanMeta {
-            id: id.clone(),
-            kind: ScanKind::Net,
-            started_at: report::rfc3339(started),
-            finished_at: report::rfc3339(finished),
-            targets: args.targets.clone(),
-        },
-        hosts: outcome.hosts,
-        findings,
-        stats: outcome.stats,
-    };
+    let id = report.scan.id.clone();
     let bytes = render_net(cli, &report)?;
     let status = fail_on_status(cli, &report.findings);
 
@@ -403,6 +395,33 @@ fn scan_net(cli: &Cli, args: &NetArgs) -> Result<u8, AppError> {
     }
     emit(cli, &bytes)?;
     Ok(status)
+}
+
+/// Runs a net scan and builds its report, printing and saving nothing (the daemon's entry point;
+/// `scan net` wraps it). Returns the report and the scanner's warnings.
+pub async fn net_scan_report(
+    cfg: &picket_netscan::NetScanConfig,
+    progress: Arc<dyn Progress>,
+) -> Result<(NetReport, Vec<String>), AppError> {
+    let started = report::now_utc();
+    let id = report::scan_id(started);
+    let outcome = picket_netscan::run(cfg, progress).await?;
+    let finished = report::now_utc();
+    let findings = crate::findings::net_findings(&outcome.hosts, finished);
+    let report = NetReport {
+        picket_version: PICKET_VERSION.to_owned(),
+        scan: ScanMeta {
+            id,
+            kind: ScanKind::Net,
+            started_at: report::rfc3339(started),
+            finished_at: report::rfc3339(finished),
+            targets: cfg.targets.clone(),
+        },
+        hosts: outcome.hosts,
+        findings,
+        stats: outcome.stats,
+    };
+    Ok((report, outcome.warnings))
 }
 
 fn resolve(store: &Store, reference: &str) -> Result<String, AppError> {

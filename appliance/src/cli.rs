@@ -76,6 +76,56 @@ pub enum Command {
     /// The appliance's local text setup (network, proxy, enrollment, status), for a terminal
     /// or a serial line; reads until end of input.
     Console(ConsoleArgs),
+    /// Run the appliance daemon: check in with the platform, run its scan jobs, upload results.
+    Daemon(DaemonArgs),
+    /// Enroll this appliance with a platform using a one-time code.
+    Enroll(EnrollArgs),
+    /// Enrollment, platform contact, outbox and jobs; --check tests the path to the platform.
+    Status(StatusArgs),
+}
+
+/// `picket daemon`.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Configuration file (TOML; see docs/daemon.md). Default /etc/picket/picket.toml if present.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// `picket enroll`.
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// The platform: https://HOST[:PORT].
+    #[arg(long, value_name = "URL")]
+    pub platform: String,
+
+    /// The one-time enrollment code from the platform.
+    #[arg(long, value_name = "CODE")]
+    pub code: String,
+
+    /// PEM file of the platform's CA, trusted for this call (besides the system roots).
+    #[arg(long, value_name = "FILE", conflicts_with = "ca_fingerprint")]
+    pub ca_file: Option<PathBuf>,
+
+    /// SHA-256 fingerprint of the platform's CA certificate: only that CA is trusted.
+    #[arg(long, value_name = "SHA256")]
+    pub ca_fingerprint: Option<String>,
+
+    /// Daemon configuration file (for the proxy and [platform] trust), as for `picket daemon`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// `picket status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Test DNS, TCP, proxy, TLS and the API in order; exit 3 naming the first failing step.
+    #[arg(long)]
+    pub check: bool,
+
+    /// Daemon configuration file, as for `picket daemon`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// `picket console`.

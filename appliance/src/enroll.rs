@@ -9,8 +9,8 @@
 use crate::app::AppError;
 use crate::config::Config;
 use crate::secrets::{Kek, SecretBytes};
-use crate::settings::{self, read_secret, write_secret};
-use crate::store::{StateTree, Store, StoreError};
+use crate::settings::{self, read_secret};
+use crate::store::{StateBatch, StateTree, Store, StoreError};
 use crate::sync::{PlatformClient, ProxySpec};
 use crate::tls::{self, EnrollTrust};
 use picket_model::api;
@@ -215,51 +215,79 @@ pub fn effective_proxy(
     }))
 }
 
-/// Enrolls with an open store: new keys, the call, then the identity stored (durable) — only
-/// after the platform answered, so a failed enrollment leaves a previous identity intact.
-pub async fn enroll_with_store(
-    store: &Store,
-    state_dir: &Path,
-    cfg: &Config,
-    platform_url: &str,
-    code: &str,
-    ca: &CaTrust,
-) -> Result<EnrollOutcome, AppError> {
-    crate::config::check_platform_url(platform_url).map_err(|reason| AppError::Config {
-        path: "--platform".into(),
-        reason,
-    })?;
-    if code.trim().is_empty() || code.len() > 128 {
-        return Err(AppError::Config {
-            path: "--code".into(),
-            reason: "empty or longer than 128 characters".into(),
-        });
-    }
-    let kek = settings::kek_for(store, state_dir)?;
-    let s = settings::load_from(store, state_dir)?;
-    let proxy = effective_proxy(cfg, &s)?;
-    let host = hostname();
-    let (device_key, csr_pem) = new_device_key(&host)?;
-    let sealing = SealingKey::generate().map_err(|e| AppError::Secret {
-        what: SECRET_SEALING_KEY,
-        reason: e.to_string(),
-    })?;
-    let tls_cfg = tls::enrollment_config(&enrollment_trust(ca, cfg)?)?;
-    let client = PlatformClient::new(platform_url, tls_cfg, proxy.as_ref())?;
-    let resp = client
-        .enroll(&api::EnrollRequest {
-            code: code.trim().to_owned(),
-            csr_pem,
-            sealing_key: sealing.public_hex(),
-            hostname: host,
-            picket_version: picket_model::PICKET_VERSION.to_owned(),
+/// An enrollment prepared from the store (trust, proxy, fresh keys), to be executed without
+/// holding the store.
+#[derive(Debug)]
+pub struct EnrollPlan {
+    platform_url: String,
+    request: api::EnrollRequest,
+    device_key: SecretBytes,
+    sealing: SealingKey,
+    tls: rustls::ClientConfig,
+    proxy: Option<ProxySpec>,
+}
+
+/// The platform's answer, checked, to be committed to the store.
+#[derive(Debug)]
+pub struct EnrollAnswer {
+    plan: EnrollPlan,
+    resp: api::EnrollResponse,
+    not_before: String,
+    ca_fingerprint: String,
+}
+
+impl EnrollPlan {
+    /// Checks the inputs and generates the keys.
+    pub fn prepare(
+        store: &Store,
+        state_dir: &Path,
+        cfg: &Config,
+        platform_url: &str,
+        code: &str,
+        ca: &CaTrust,
+    ) -> Result<EnrollPlan, AppError> {
+        crate::config::check_platform_url(platform_url).map_err(|reason| AppError::Config {
+            path: "--platform".into(),
+            reason,
+        })?;
+        if code.trim().is_empty() || code.len() > 128 {
+            return Err(AppError::Config {
+                path: "--code".into(),
+                reason: "empty or longer than 128 characters".into(),
+            });
+        }
+        let s = settings::load_from(store, state_dir)?;
+        let proxy = effective_proxy(cfg, &s)?;
+        let host = hostname();
+        let (device_key, csr_pem) = new_device_key(&host)?;
+        let sealing = SealingKey::generate().map_err(|e| AppError::Secret {
+            what: SECRET_SEALING_KEY,
+            reason: e.to_string(),
+        })?;
+        let tls = tls::enrollment_config(&enrollment_trust(ca, cfg)?)?;
+        Ok(EnrollPlan {
+            platform_url: platform_url.trim_end_matches('/').to_owned(),
+            request: api::EnrollRequest {
+                code: code.trim().to_owned(),
+                csr_pem,
+                sealing_key: sealing.public_hex(),
+                hostname: host,
+                picket_version: picket_model::PICKET_VERSION.to_owned(),
+            },
+            device_key,
+            sealing,
+            tls,
+            proxy,
         })
-        .await
-        .map_err(|e| match e {
+    }
+
+    /// The enrollment call; checks that the answer is usable before anything is replaced.
+    pub async fn execute(self) -> Result<EnrollAnswer, AppError> {
+        let client =
+            PlatformClient::new(&self.platform_url, self.tls.clone(), self.proxy.as_ref())?;
+        let resp = client.enroll(&self.request).await.map_err(|e| match e {
             crate::sync::CallError::Status { error, status, .. }
-                if status == 401
-                    || status == 403
-                    || status == 410
+                if matches!(status, 401 | 403 | 404 | 409 | 410)
                     || error.error.starts_with("code") =>
             {
                 AppError::EnrollRefused {
@@ -269,35 +297,74 @@ pub async fn enroll_with_store(
             }
             other => AppError::from(other),
         })?;
-    let ca_certs = tls::certs_from_pem(&resp.ca_pem, "platform CA")?;
-    let ca_fp = ca_certs
-        .first()
-        .map(|c| tls::fingerprint(c.as_ref()))
-        .unwrap_or_default();
-    let not_before = cert_not_before(&resp.certificate_pem)?;
-    // The answer must be usable before it replaces anything.
-    tls::pinned_config(&resp.ca_pem, &resp.certificate_pem, device_key.expose())?;
-    let identity = Identity {
-        appliance_id: resp.appliance_id.clone(),
-        platform_url: platform_url.trim_end_matches('/').to_owned(),
-        certificate_pem: resp.certificate_pem,
-        ca_pem: resp.ca_pem,
-        not_before,
-        not_after: resp.not_after.clone(),
-        enrolled_at: crate::report::rfc3339(crate::report::now_utc()),
-    };
-    write_secret(store, &kek, SECRET_DEVICE_KEY, device_key.expose())?;
-    write_secret(store, &kek, SECRET_SEALING_KEY, &sealing.to_bytes())?;
-    store.state_put(StateTree::Settings, KEY_IDENTITY, &identity)?;
-    Ok(EnrollOutcome {
-        appliance_id: resp.appliance_id,
-        platform_url: identity.platform_url,
-        certificate_not_after: resp.not_after,
-        ca_fingerprint: ca_fp,
-    })
+        let ca_certs = tls::certs_from_pem(&resp.ca_pem, "platform CA")?;
+        let ca_fingerprint = ca_certs
+            .first()
+            .map(|c| tls::fingerprint(c.as_ref()))
+            .unwrap_or_default();
+        let not_before = cert_not_before(&resp.certificate_pem)?;
+        tls::pinned_config(
+            &resp.ca_pem,
+            &resp.certificate_pem,
+            self.device_key.expose(),
+        )?;
+        Ok(EnrollAnswer {
+            plan: self,
+            resp,
+            not_before,
+            ca_fingerprint,
+        })
+    }
 }
 
-/// Replaces the certificate after a renewal (same key pair is not reused: a new key each time).
+impl EnrollAnswer {
+    /// Stores the keys and the identity (durable on return). The identity record goes last: until
+    /// it is written the previous identity (if any) stays whole.
+    pub fn commit(self, store: &Store, state_dir: &Path) -> Result<EnrollOutcome, AppError> {
+        let kek = settings::kek_for(store, state_dir)?;
+        let identity = Identity {
+            appliance_id: self.resp.appliance_id.clone(),
+            platform_url: self.plan.platform_url.clone(),
+            certificate_pem: self.resp.certificate_pem,
+            ca_pem: self.resp.ca_pem,
+            not_before: self.not_before,
+            not_after: self.resp.not_after.clone(),
+            enrolled_at: crate::report::rfc3339(crate::report::now_utc()),
+        };
+        let device = kek.seal(SECRET_DEVICE_KEY, self.plan.device_key.expose())?;
+        let sealing = kek.seal(SECRET_SEALING_KEY, &self.plan.sealing.to_bytes())?;
+        let mut secrets = StateBatch::new();
+        secrets.put(SECRET_DEVICE_KEY.as_bytes(), &device)?;
+        secrets.put(SECRET_SEALING_KEY.as_bytes(), &sealing)?;
+        let mut ident = StateBatch::new();
+        ident.put(KEY_IDENTITY, &identity)?;
+        store.state_apply_all(vec![
+            (StateTree::Secrets, secrets),
+            (StateTree::Settings, ident),
+        ])?;
+        Ok(EnrollOutcome {
+            appliance_id: self.resp.appliance_id,
+            platform_url: identity.platform_url,
+            certificate_not_after: self.resp.not_after,
+            ca_fingerprint: self.ca_fingerprint,
+        })
+    }
+}
+
+/// Enrolls with an open store (the `picket enroll` command when no daemon runs).
+pub async fn enroll_with_store(
+    store: &Store,
+    state_dir: &Path,
+    cfg: &Config,
+    platform_url: &str,
+    code: &str,
+    ca: &CaTrust,
+) -> Result<EnrollOutcome, AppError> {
+    let plan = EnrollPlan::prepare(store, state_dir, cfg, platform_url, code, ca)?;
+    plan.execute().await?.commit(store, state_dir)
+}
+
+/// Replaces key and certificate after a renewal (a new key each time).
 pub fn store_renewal(
     store: &Store,
     kek: &Kek,
@@ -309,11 +376,18 @@ pub fn store_renewal(
     identity.not_before = cert_not_before(&resp.certificate_pem)?;
     identity.certificate_pem = resp.certificate_pem.clone();
     identity.not_after = resp.not_after.clone();
-    // Key and certificate must change together: one batch would span two trees, so the key is
-    // written first; until the identity follows, the old certificate (still valid through the
-    // platform's grace period) fails the handshake with the new key, and the next start renews.
-    write_secret(store, kek, SECRET_DEVICE_KEY, device_key.expose())?;
-    store.state_put(StateTree::Settings, KEY_IDENTITY, &identity)?;
+    // Key and certificate change together, in one transaction.
+    let mut secrets = StateBatch::new();
+    secrets.put(
+        SECRET_DEVICE_KEY.as_bytes(),
+        &kek.seal(SECRET_DEVICE_KEY, device_key.expose())?,
+    )?;
+    let mut ident = StateBatch::new();
+    ident.put(KEY_IDENTITY, &identity)?;
+    store.state_apply_all(vec![
+        (StateTree::Secrets, secrets),
+        (StateTree::Settings, ident),
+    ])?;
     Ok(identity)
 }
 

@@ -128,10 +128,16 @@ impl StateTree {
 }
 
 /// Puts and removes applied to one [`StateTree`] atomically by [`Store::state_apply`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StateBatch {
     batch: sled::Batch,
     empty: bool,
+}
+
+impl Default for StateBatch {
+    fn default() -> Self {
+        StateBatch::new()
+    }
 }
 
 impl StateBatch {
@@ -287,12 +293,9 @@ impl StoredScan {
                     .count() as u64,
             ),
             // A web scan: one site; "open ports" has no meaning, so 0.
-            StoredScan::Web(r) => ScanSummary::new(
-                &r.scan,
-                r.findings.iter().map(|f| f.severity),
-                1,
-                0,
-            ),
+            StoredScan::Web(r) => {
+                ScanSummary::new(&r.scan, r.findings.iter().map(|f| f.severity), 1, 0)
+            }
         }
     }
 }
@@ -927,6 +930,29 @@ impl Store {
         self.state_tree(tree)?
             .apply_batch(batch.batch)
             .map_err(|e| sled_err("write", &self.gen_path(), e))?;
+        self.flush()
+    }
+
+    /// Applies batches to several state trees in one transaction (all or nothing, also across
+    /// a crash). Durable on return.
+    pub fn state_apply_all(&self, batches: Vec<(StateTree, StateBatch)>) -> Result<()> {
+        use sled::transaction::{TransactionError, Transactional};
+        let batches: Vec<_> = batches.into_iter().filter(|(_, b)| !b.empty).collect();
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let trees = batches
+            .iter()
+            .map(|(t, _)| self.state_tree(*t))
+            .collect::<Result<Vec<&sled::Tree>>>()?;
+        let res: std::result::Result<(), TransactionError<()>> =
+            trees.as_slice().transaction(|tx| {
+                for (t, (_, b)) in tx.iter().zip(&batches) {
+                    t.apply_batch(&b.batch)?;
+                }
+                Ok(())
+            });
+        res.map_err(|e| sled_err_txn("write", &self.gen_path(), e))?;
         self.flush()
     }
 
