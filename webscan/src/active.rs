@@ -272,22 +272,35 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, site: &Site) -> u64 {
     }
     points.extend(header_and_cookie_points(ctx, site).await);
     let n = points.len() as u64;
+    tracing::info!("active checks: {n} injection points");
+    let mut bases: std::collections::HashMap<(usize, bool), BaseCell> = std::collections::HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
-    let mut it = points.into_iter();
+    let mut it = points.into_iter().map(|p| {
+        // Header and cookie points change the request itself; they get their own baseline.
+        let shared = !matches!(p.location, Location::Header | Location::Cookie);
+        let key = (Arc::as_ptr(&p.endpoint) as usize, shared);
+        let cell = if shared {
+            bases.entry(key).or_default().clone()
+        } else {
+            BaseCell::default()
+        };
+        (p, cell)
+    }).collect::<Vec<_>>().into_iter();
     let width = ctx.cfg.concurrency.max(1) * 2;
     loop {
         while tasks.len() < width {
-            let Some(p) = it.next() else { break };
+            let Some((p, cell)) = it.next() else { break };
             if ctx.client.remaining() == 0 || ctx.client.past_deadline() {
                 break;
             }
             let c = ctx.clone();
-            tasks.spawn(async move { test_point(&c, &p).await });
+            tasks.spawn(async move { test_point(&c, &p, cell).await });
         }
         if tasks.join_next().await.is_none() {
             break;
         }
     }
+    tracing::info!("active checks done ({} requests so far); reading pages again for stored XSS", ctx.client.sent());
     stored_xss(ctx, site).await;
     late_callbacks(ctx).await;
     n
@@ -368,8 +381,16 @@ async fn header_and_cookie_points(ctx: &Arc<Ctx>, site: &Site) -> Vec<Point> {
     out
 }
 
-async fn test_point(ctx: &Arc<Ctx>, p: &Point) {
-    let Ok(base) = ctx.send(&p.request(&p.original)).await else { return };
+/// The answer to an endpoint's request as found, shared by its points (one request, not one
+/// per parameter).
+type BaseCell = Arc<tokio::sync::OnceCell<Option<Response>>>;
+
+async fn test_point(ctx: &Arc<Ctx>, p: &Point, base: BaseCell) {
+    let base = base
+        .get_or_init(|| async { ctx.send(&p.request(&p.original)).await.ok() })
+        .await;
+    let Some(base) = base.clone() else { return };
+    let header_like = matches!(p.location, Location::Header);
     let run = PointRun { ctx, p, base };
     let tok = token();
     let Some(probe) = run.send(&tok).await else { return };
@@ -395,6 +416,14 @@ async fn test_point(ctx: &Arc<Ctx>, p: &Point) {
     let xmlish = p.location == Location::Body || p.original.trim_start().starts_with('<') || name.contains("xml");
     if xmlish {
         xxe(&run).await;
+    }
+    if header_like {
+        // A header that is echoed: markup and header injection, templates, SQL errors.
+        if refl.text || refl.attr || refl.script {
+            ssti(&run).await;
+        }
+        sqli_error(&run).await;
+        return;
     }
     if !sqli_error(&run).await && !sqli_boolean(&run).await {
         sqli_time(&run).await;
@@ -646,16 +675,9 @@ async fn sqli_time(run: &PointRun<'_>) -> bool {
 
 // --- OS commands -------------------------------------------------------------------------------
 
-const CMD_SEPARATORS: &[(&str, &str)] = &[
-    (";", ""),
-    ("|", ""),
-    ("$(", ")"),
-    ("`", "`"),
-    ("\n", ""),
-    ("';", ";'"),
-    ("\";", ";\""),
-    ("&&", ""),
-];
+/// Ways out of the value into a shell command: after it (`;`, `|`), substituted inside it
+/// (`$(...)` works unquoted and inside double quotes), and out of single quotes.
+const CMD_SEPARATORS: &[(&str, &str)] = &[(";", ""), ("$(", ")"), ("';", ";'"), ("|", "")];
 
 async fn cmdi_output(run: &PointRun<'_>) -> bool {
     let o = &run.p.original;
@@ -681,7 +703,7 @@ async fn cmdi_output(run: &PointRun<'_>) -> bool {
 
 async fn cmdi_time(run: &PointRun<'_>) -> bool {
     let o = &run.p.original;
-    for (pre, post) in [(";", ""), ("|", ""), ("$(", ")"), ("';", ";'"), ("\";", ";\""), ("\n", "")] {
+    for (pre, post) in [(";", ""), ("$(", ")"), ("';", ";'")] {
         let t = format!("{o}{pre}sleep {{d}}{post}");
         if let Some((mut probe, t1, t0, t2)) = time_confirmed(run, &t).await {
             probe.resp.body = format!(
@@ -722,7 +744,7 @@ async fn traversal(run: &PointRun<'_>) {
 
 async fn ssti(run: &PointRun<'_>) {
     let base = run.base.text();
-    for (open, close) in [("{{", "}}"), ("${", "}"), ("<%=", "%>"), ("#{", "}"), ("{{=", "}}")] {
+    for (open, close) in [("{{", "}}"), ("${", "}"), ("<%=", "%>"), ("#{", "}")] {
         let (a, b) = (num(1_000, 9_999), num(1_000, 9_999));
         let product = (u64::from(a) * u64::from(b)).to_string();
         let Some(probe) = run.send(&format!("{open}{a}*{b}{close}")).await else { continue };

@@ -239,6 +239,7 @@ pub(crate) async fn crawl(ctx: &Arc<Ctx>, openapi_doc: Option<Value>) -> Site {
             Err(e) => ctx.warn(format!("crawl: {e}")),
         }
     }
+    tracing::info!("crawl: {} pages, {} endpoints, {} requests", st.site.pages.len(), st.site.endpoints.len(), ctx.client.sent());
     if !st.frontier.is_empty() {
         ctx.warn(format!(
             "crawl stopped with {} URLs not fetched (page cap {}, request share {})",

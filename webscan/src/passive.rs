@@ -235,7 +235,7 @@ pub(crate) async fn finish(ctx: &Arc<Ctx>, site: &Site) {
     }
     let mut tasks = tokio::task::JoinSet::new();
     // Files at the root and in each crawled directory (first 8).
-    for dir in site.dirs.iter().take(8) {
+    for dir in site.dirs.iter().take(4) {
         for p in PROBES {
             let Ok(u) = dir.join(p.path) else { continue };
             if !ctx.scope.allows(&u) || !ctx.first(format!("probe|{u}")) {
