@@ -31,6 +31,9 @@ PACKAGES=(
     # SSH lab of the test network (netscan/testnet/sshlab.sh): sudo for the sudo checks, rpmbuild and
     # rpm for the Rocky host's package database
     sudo rpm
+    # platform console browser test (platform/tests/browser.rs): headless Chromium driven by
+    # chromedriver through Debian's Selenium (/usr/bin/python3)
+    chromium chromium-driver python3-selenium
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -69,10 +69,11 @@ pub struct Conn {
     host: String,
 }
 
-/// An answer: status and body.
+/// An answer: status, headers and body.
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub status: u16,
+    pub headers: hyper::HeaderMap,
     pub body: Vec<u8>,
 }
 
@@ -145,7 +146,10 @@ impl Conn {
             .method(method)
             .uri(path)
             .header("host", &self.host);
-        if has_body {
+        let typed = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+        if has_body && !typed {
             b = b.header("content-type", "application/json");
         }
         for (k, v) in headers {
@@ -161,13 +165,18 @@ impl Conn {
         self.sender.ready().await.map_err(http)?;
         let resp = self.sender.send_request(req).await.map_err(http)?;
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
             .collect()
             .await
             .map_err(|e| PlatformError::Unavailable(format!("{method} {path}: body: {e}")))?
             .to_bytes()
             .to_vec();
-        Ok(Answer { status, body })
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
     }
 
     pub async fn get(

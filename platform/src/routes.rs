@@ -90,8 +90,8 @@ pub fn try_router(platform: Shared) -> Result<Router, PlatformError> {
     Ok(router
         .fallback(|| async {
             PlatformError::NotFound {
-                what: "path",
-                id: String::new(),
+                what: "route",
+                id: "(no such route)".into(),
             }
         })
         .with_state(platform))
