@@ -16,10 +16,14 @@
 
 use crate::app::AppError;
 use crate::cli::{Cli, ConsoleArgs};
+use crate::enroll::CaTrust;
 use crate::netcfg::{self, Addressing, Cidr, IfName, NetPlan, StaticAddressing};
+use crate::secrets::SecretString;
+use crate::settings::{self, ApplianceSettings, NetworkSettings, ProxySettings};
 use std::io::{self, BufRead, Write};
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The menu prompt. The image's QEMU tests wait for exactly this text: keep it.
 pub const MENU_PROMPT: &str = "Choice [1-5]: ";
@@ -388,22 +392,28 @@ pub fn interface_addresses() -> Vec<(String, String)> {
 pub struct Console<R, W> {
     term: Term<R, W>,
     opts: ConsoleOptions,
+    /// The stored settings as last read (refreshed after every screen).
+    settings: Result<ApplianceSettings, String>,
 }
 
 impl<R: BufRead, W: Write> Console<R, W> {
     pub fn new(term: Term<R, W>, opts: ConsoleOptions) -> Self {
-        Console { term, opts }
+        Console {
+            term,
+            opts,
+            settings: Err("not read yet".into()),
+        }
     }
 
     /// Runs the menu until input ends. Returns an error only when the terminal itself fails.
     pub fn run(&mut self) -> io::Result<()> {
+        self.refresh();
         self.draw_menu()?;
         for _ in 0..MAX_ROUNDS {
             let choice = match self.term.read(MENU_PROMPT, false) {
                 Ok(Line::Text(t)) => t,
-                Ok(Line::Cancel) => continue,
+                Ok(Line::Cancel) | Err(Stop::Menu) => continue,
                 Ok(Line::Eof) | Err(Stop::Eof) => return Ok(()),
-                Err(Stop::Menu) => continue,
                 Err(Stop::Io(e)) => return Err(e),
             };
             let result = match choice.trim() {
@@ -423,9 +433,14 @@ impl<R: BufRead, W: Write> Console<R, W> {
                 Err(Stop::Eof) => return Ok(()),
                 Err(Stop::Io(e)) => return Err(e),
             }
+            self.refresh();
             self.draw_menu()?;
         }
         Ok(())
+    }
+
+    fn refresh(&mut self) {
+        self.settings = settings::load(&self.opts.state_dir).map_err(|e| e.to_string());
     }
 
     fn draw_menu(&mut self) -> io::Result<()> {
@@ -434,7 +449,17 @@ impl<R: BufRead, W: Write> Console<R, W> {
             "\n{rule}\nPicket appliance setup (picket {})\n{rule}\n",
             picket_model::PICKET_VERSION
         );
-        text.push_str(&format!("  Network : {}\n", self.network_summary()));
+        match &self.settings {
+            Ok(s) => {
+                text.push_str(&wrap("  Network : ", &describe_network(&s.network)));
+                text.push_str(&wrap("  Proxy   : ", &describe_proxy(s.proxy.as_ref())));
+            }
+            Err(e) => text.push_str(&wrap("  Settings: ", &format!("cannot be read: {e}"))),
+        }
+        text.push_str(&wrap(
+            "  Platform: ",
+            &enrollment_line(&self.opts.state_dir),
+        ));
         text.push_str(
             "\n  1  Network   interface, DHCP or static address, DNS, VLAN\n\
              \x20 2  Proxy     HTTP proxy towards the platform\n\
@@ -445,12 +470,39 @@ impl<R: BufRead, W: Write> Console<R, W> {
         self.term.say(&text)
     }
 
-    fn network_summary(&self) -> String {
-        "not configured".into()
+    /// The settings to change, or the reason they cannot be (then the screen ends).
+    fn current_settings(&mut self) -> Step<ApplianceSettings> {
+        self.refresh();
+        match &self.settings {
+            Ok(s) => Ok(s.clone()),
+            Err(e) => {
+                let msg = format!("  ! The settings cannot be read: {e}");
+                self.term.line(&msg)?;
+                Err(Stop::Menu)
+            }
+        }
+    }
+
+    fn save_settings(&mut self, s: &ApplianceSettings) -> Step<bool> {
+        match settings::save(&self.opts.state_dir, s) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                self.term.say(&wrap(
+                    "  ! Saving failed, nothing was changed: ",
+                    &e.to_string(),
+                ))?;
+                Ok(false)
+            }
+        }
     }
 
     fn network_screen(&mut self) -> Step<()> {
         self.term.line("\n-- Network --")?;
+        let mut current = self.current_settings()?;
+        let existing = NetPlan::from_settings(&current.network).ok().flatten();
+        if let Some(p) = &existing {
+            self.term.line(&format!("Now: {}", describe_plan(p)))?;
+        }
         let ifs = interfaces();
         if ifs.is_empty() {
             self.term
@@ -468,10 +520,18 @@ impl<R: BufRead, W: Write> Console<R, W> {
             ))?;
         }
         let names: Vec<String> = ifs.iter().map(|i| i.name.clone()).collect();
-        let prompt = format!("Interface [1-{} or name]: ", names.len());
-        let interface = self
-            .term
-            .ask(&prompt, false, |s| pick_interface(s, &names))?;
+        let default_if = existing
+            .as_ref()
+            .map(|p| p.interface.as_str().to_owned())
+            .filter(|n| names.contains(n));
+        let prompt = match &default_if {
+            Some(d) => format!("Interface [1-{} or name, Enter = {d}]: ", names.len()),
+            None => format!("Interface [1-{} or name]: ", names.len()),
+        };
+        let interface = self.term.ask(&prompt, false, |s| match (s, &default_if) {
+            ("", Some(d)) => IfName::parse(d).map_err(|e| e.to_string()),
+            _ => pick_interface(s, &names),
+        })?;
 
         let dhcp = self
             .term
@@ -503,8 +563,20 @@ impl<R: BufRead, W: Write> Console<R, W> {
             self.term.line("Nothing was changed.")?;
             return Ok(());
         }
+        // The store is the source of truth (/etc is rendered from it at boot): save first, and
+        // write /etc only once the settings are safe.
+        current.network = plan.to_settings();
+        if !self.save_settings(&current)? {
+            return Ok(());
+        }
+        self.term.line("Saved.")?;
+        self.apply_plan(&plan)?;
+        Ok(())
+    }
+
+    fn apply_plan(&mut self, plan: &NetPlan) -> Step<()> {
         match netcfg::apply(
-            &plan,
+            plan,
             &self.opts.network_dir,
             self.opts.resolv_conf.as_deref(),
         ) {
@@ -515,22 +587,12 @@ impl<R: BufRead, W: Write> Console<R, W> {
                 for p in &applied.removed {
                     self.term.line(&format!("  removed {}", p.display()))?;
                 }
-                let reload = match applied.reload {
-                    netcfg::ReloadOutcome::Reloaded => {
-                        "systemd-networkd reloaded: the settings are in effect.".to_owned()
-                    }
-                    netcfg::ReloadOutcome::NotRunning => {
-                        "systemd-networkd is not running; the settings take effect when it starts."
-                            .to_owned()
-                    }
-                    netcfg::ReloadOutcome::NotNetworkdDir => format!(
-                        "{} is not read by systemd-networkd; nothing was reloaded.",
-                        self.opts.network_dir.display()
-                    ),
-                };
-                self.term.line(&reload)?;
+                self.term
+                    .line(&reload_message(&applied.reload, &self.opts.network_dir))?;
             }
-            Err(e) => self.term.line(&format!("  ! Applying failed: {e}"))?,
+            Err(e) => self
+                .term
+                .say(&wrap("  ! Applying failed: ", &e.to_string()))?,
         }
         Ok(())
     }
@@ -570,13 +632,126 @@ impl<R: BufRead, W: Write> Console<R, W> {
 
     fn proxy_screen(&mut self) -> Step<()> {
         self.term.line("\n-- Proxy --")?;
-        self.term.line("  ! Not available yet in this build.")?;
+        let mut current = self.current_settings()?;
+        self.term
+            .line(&format!("Now: {}", describe_proxy(current.proxy.as_ref())))?;
+        self.term.line(
+            "The appliance reaches the platform over HTTPS, through an HTTP CONNECT proxy\n\
+             if one is set here.",
+        )?;
+        let has_proxy = current.proxy.is_some();
+        let prompt = if has_proxy {
+            "Proxy URL (http://HOST:PORT), none, or Enter to keep: "
+        } else {
+            "Proxy URL (http://HOST:PORT), or Enter for none: "
+        };
+        // Outer None: keep what is set.
+        let url: Option<Option<String>> = self.term.ask(prompt, false, |s| match s {
+            "" if has_proxy => Ok(None),
+            "" => Ok(Some(None)),
+            s if s.eq_ignore_ascii_case("none") => Ok(Some(None)),
+            s => crate::config::check_proxy_url(s).map(|()| Some(Some(s.to_owned()))),
+        })?;
+        let Some(url) = url else {
+            self.term.line("Nothing was changed.")?;
+            return Ok(());
+        };
+        let proxy = match url {
+            None => None,
+            Some(url) => {
+                let username = self.term.ask("Username (Enter for none): ", false, |s| {
+                    check_credential("username", s)
+                })?;
+                let password = match &username {
+                    None => None,
+                    Some(_) => self
+                        .term
+                        .ask("Password (not shown): ", true, |s| {
+                            check_credential("password", s)
+                        })?
+                        .map(SecretString::new),
+                };
+                Some(ProxySettings {
+                    url,
+                    username,
+                    password,
+                })
+            }
+        };
+        self.term
+            .line(&format!("\nProxy: {}", describe_proxy(proxy.as_ref())))?;
+        if !self.term.confirm("Save?", true)? {
+            self.term.line("Nothing was changed.")?;
+            return Ok(());
+        }
+        current.proxy = proxy;
+        if self.save_settings(&current)? {
+            self.term.line("Saved.")?;
+        }
         Ok(())
     }
 
     fn enroll_screen(&mut self) -> Step<()> {
         self.term.line("\n-- Enroll --")?;
-        self.term.line("  ! Not available yet in this build.")?;
+        let mut current = self.current_settings()?;
+        let default_url = current.platform_url.clone();
+        let prompt = match &default_url {
+            Some(u) => format!("Platform URL (https://HOST[:PORT], Enter = {u}): "),
+            None => "Platform URL (https://HOST[:PORT]): ".to_owned(),
+        };
+        let url = self.term.ask(&prompt, false, |s| match (s, &default_url) {
+            ("", Some(u)) => Ok(u.clone()),
+            ("", None) => Err("type the platform's address, e.g. https://picket.example".into()),
+            (s, _) => crate::config::check_platform_url(s).map(|()| s.to_owned()),
+        })?;
+        let code = self.term.ask("Enrollment code: ", false, |s| {
+            if s.is_empty() {
+                Err("type the one-time code shown by the platform".into())
+            } else if s.len() > 128 {
+                Err("an enrollment code is shorter than that".into())
+            } else {
+                Ok(s.to_owned())
+            }
+        })?;
+        let default_fp = current.platform_ca_fingerprint.clone();
+        let prompt = match &default_fp {
+            Some(_) => "Platform CA SHA-256 fingerprint (Enter = the one saved before): ",
+            None => "Platform CA SHA-256 fingerprint (Enter: trust public CAs): ",
+        };
+        let fingerprint = self.term.ask(prompt, false, |s| match s {
+            "" => Ok(default_fp.clone()),
+            s => crate::config::parse_fingerprint(s).map(|_| Some(s.to_owned())),
+        })?;
+        let trust = match &fingerprint {
+            Some(fp) => CaTrust::Fingerprint(fp.clone()),
+            None => CaTrust::SystemRoots,
+        };
+        self.term.line(&format!(
+            "Enrolling with {url} (up to {} s)...",
+            ENROLL_TIMEOUT.as_secs()
+        ))?;
+        match enroll_blocking(&self.opts.state_dir, &url, &code, trust) {
+            Ok(o) => {
+                self.term
+                    .line(&format!("Enrolled as appliance {}.", o.appliance_id))?;
+                self.term.line(&format!(
+                    "Platform {}; certificate valid until {}.",
+                    o.platform_url, o.certificate_not_after
+                ))?;
+                self.term
+                    .line(&format!("Platform CA pinned: {}", o.ca_fingerprint))?;
+                current.platform_url = Some(url);
+                current.platform_ca_fingerprint = fingerprint;
+                if self.save_settings(&current)? {
+                    self.term.line("Saved.")?;
+                }
+            }
+            Err(e) => {
+                self.term.say(&wrap("  ! Enrollment failed: ", &e))?;
+                self.term
+                    .line("    Check the code, the URL and the network (menu 4 runs a check).")?;
+            }
+        }
         Ok(())
     }
 
@@ -592,6 +767,138 @@ impl<R: BufRead, W: Write> Console<R, W> {
         }
         Ok(())
     }
+}
+
+/// How long an enrollment may take before the console gives up on it.
+const ENROLL_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn enroll_blocking(
+    state_dir: &Path,
+    url: &str,
+    code: &str,
+    trust: CaTrust,
+) -> Result<crate::enroll::EnrollOutcome, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    rt.block_on(async {
+        match tokio::time::timeout(
+            ENROLL_TIMEOUT,
+            crate::enroll::enroll(state_dir, url, code, trust),
+        )
+        .await
+        {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {} s", ENROLL_TIMEOUT.as_secs())),
+        }
+    })
+}
+
+/// A proxy username or password: printable ASCII without spaces or ':' in the username (Basic
+/// auth joins them with ':'); empty means none.
+fn check_credential(what: &str, s: &str) -> Result<Option<String>, String> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    if s.len() > 128 {
+        return Err(format!("the {what} is too long (at most 128 characters)"));
+    }
+    if what == "username" && s.contains([':', ' ']) {
+        return Err("a username cannot contain ':' or spaces".into());
+    }
+    Ok(Some(s.to_owned()))
+}
+
+fn reload_message(r: &netcfg::ReloadOutcome, dir: &Path) -> String {
+    match r {
+        netcfg::ReloadOutcome::Reloaded => {
+            "systemd-networkd reloaded: the settings are in effect.".to_owned()
+        }
+        netcfg::ReloadOutcome::NotRunning => {
+            "systemd-networkd is not running; the settings take effect when it starts.".to_owned()
+        }
+        netcfg::ReloadOutcome::NotNetworkdDir => format!(
+            "{} is not read by systemd-networkd; nothing was reloaded.",
+            dir.display()
+        ),
+    }
+}
+
+fn describe_network(n: &NetworkSettings) -> String {
+    match NetPlan::from_settings(n) {
+        Ok(Some(p)) => describe_plan(&p),
+        Ok(None) => "not configured".into(),
+        Err(e) => format!("stored settings are invalid ({e})"),
+    }
+}
+
+fn describe_proxy(p: Option<&ProxySettings>) -> String {
+    match p {
+        None => "none (direct connection)".into(),
+        Some(p) => match &p.username {
+            None => p.url.clone(),
+            Some(u) => format!(
+                "{} as user {u}{}",
+                p.url,
+                if p.password.is_some() {
+                    " (password set)"
+                } else {
+                    ""
+                }
+            ),
+        },
+    }
+}
+
+/// The enrollment as one line: from the store, or from the running daemon when it holds it.
+fn enrollment_line(state_dir: &Path) -> String {
+    match crate::store::Store::open_waiting(state_dir, crate::app::LOCK_WAIT) {
+        Ok(store) => match crate::enroll::identity(&store) {
+            Ok(Some(id)) => format!("enrolled as {} with {}", id.appliance_id, id.platform_url),
+            Ok(None) => "not enrolled".into(),
+            Err(e) => format!("unknown ({e})"),
+        },
+        Err(crate::store::StoreError::Locked { .. }) => {
+            match crate::control::request(state_dir, &crate::control::Request::Status) {
+                Ok(crate::control::Response::Status(s)) => match (&s.appliance_id, s.enrolled) {
+                    (Some(id), true) => format!(
+                        "enrolled as {id} with {}",
+                        s.platform_url.as_deref().unwrap_or("?")
+                    ),
+                    _ => "not enrolled".into(),
+                },
+                Ok(other) => format!(
+                    "unknown ({})",
+                    crate::control::unexpected(state_dir, &other)
+                ),
+                Err(e) => format!("unknown ({e})"),
+            }
+        }
+        Err(e) => format!("unknown ({e})"),
+    }
+}
+
+/// `label` then `text`, continued lines indented under the text, at most [`WIDTH`] wide.
+fn wrap(label: &str, text: &str) -> String {
+    let indent = " ".repeat(label.len());
+    let room = WIDTH.saturating_sub(label.len()).max(20);
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.len() + 1 + word.len() > room {
+            let lead = if out.is_empty() { label } else { &indent };
+            out.push_str(&format!("{lead}{line}\n"));
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    let lead = if out.is_empty() { label } else { &indent };
+    out.push_str(&format!("{lead}{line}\n"));
+    out
 }
 
 /// An interface by its number in the list or by its name.

@@ -8,6 +8,7 @@
 //! of relative path and contents), tested byte for byte; [`apply`] is the thin I/O on top.
 
 use crate::fsutil;
+use crate::settings::{AddressMode, NetworkSettings};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -403,6 +404,64 @@ fn address_network(name: &str, addressing: &Addressing) -> String {
     out
 }
 
+impl NetPlan {
+    /// The plan for stored settings, validated as if typed at the console (the store is not
+    /// trusted to hold only what the console wrote). `None` when no interface was chosen yet.
+    pub fn from_settings(s: &NetworkSettings) -> Result<Option<NetPlan>, NetcfgError> {
+        if s.interface.is_empty() {
+            return Ok(None);
+        }
+        let interface = IfName::parse(&s.interface)?;
+        let addressing = match &s.mode {
+            AddressMode::Dhcp => Addressing::Dhcp,
+            AddressMode::Static {
+                address_cidr,
+                gateway,
+                dns,
+            } => {
+                let gateway = match gateway.as_deref() {
+                    None | Some("") => None,
+                    Some(g) => Some(parse_host_ip("gateway", g)?),
+                };
+                let mut servers = Vec::new();
+                for d in dns.iter().take(MAX_DNS + 1) {
+                    servers.push(parse_host_ip("DNS server", d)?);
+                }
+                Addressing::Static(StaticAddressing::new(
+                    Cidr::parse(address_cidr)?,
+                    gateway,
+                    servers,
+                )?)
+            }
+        };
+        let vlan = match s.vlan {
+            None => None,
+            Some(v) => Some(parse_vlan(&v.to_string())?),
+        };
+        Ok(Some(NetPlan {
+            interface,
+            addressing,
+            vlan,
+        }))
+    }
+
+    /// The settings record for this plan.
+    pub fn to_settings(&self) -> NetworkSettings {
+        NetworkSettings {
+            interface: self.interface.as_str().to_owned(),
+            mode: match &self.addressing {
+                Addressing::Dhcp => AddressMode::Dhcp,
+                Addressing::Static(s) => AddressMode::Static {
+                    address_cidr: s.address.to_string(),
+                    gateway: s.gateway.map(|g| g.to_string()),
+                    dns: s.dns.iter().map(|d| d.to_string()).collect(),
+                },
+            },
+            vlan: self.vlan,
+        }
+    }
+}
+
 /// What [`apply`] did, for the console to tell the person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
@@ -764,6 +823,39 @@ mod tests {
             left,
             vec!["10-picket-eth0.network", "50-other.network", "resolv.conf"]
         );
+    }
+
+    #[test]
+    fn settings_round_trip_and_stored_junk_is_refused() {
+        for p in [
+            plan("eth0", static_v4(), Some(7)),
+            plan("eth0", Addressing::Dhcp, None),
+        ] {
+            assert_eq!(
+                NetPlan::from_settings(&p.to_settings()),
+                Ok(Some(p.clone()))
+            );
+        }
+        assert_eq!(
+            NetPlan::from_settings(&NetworkSettings::default()),
+            Ok(None)
+        );
+        let junk = NetworkSettings {
+            interface: "eth0".into(),
+            mode: AddressMode::Static {
+                address_cidr: "198.18.0.10/24\nDNS=1.1.1.1".into(),
+                gateway: None,
+                dns: vec![],
+            },
+            vlan: None,
+        };
+        assert!(NetPlan::from_settings(&junk).is_err());
+        let vlan0 = NetworkSettings {
+            interface: "eth0".into(),
+            mode: AddressMode::Dhcp,
+            vlan: Some(0),
+        };
+        assert!(NetPlan::from_settings(&vlan0).is_err());
     }
 
     #[test]

@@ -363,3 +363,172 @@ fn on_a_terminal_ctrl_c_cancels_and_does_not_kill() {
     assert!(status.success(), "{status:?}");
     assert!(files_in(etc.path()).is_empty());
 }
+
+/// The reference platform, in this process, on a free loopback port (the same server code as
+/// `picket-platform serve`).
+struct Platform {
+    addr: std::net::SocketAddr,
+    shared: picket_platform::server::Shared,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Platform {
+    async fn start() -> Platform {
+        let dir = tmp();
+        let config = picket_platform::config::Config {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            server_names: vec!["localhost".into(), "127.0.0.1".into()],
+            cache_bytes: 8 * 1024 * 1024,
+            ..picket_platform::config::Config::default()
+        };
+        let shared = Arc::new(
+            picket_platform::server::Platform::open(config, dir.path())
+                .unwrap_or_else(|e| panic!("platform open: {e}")),
+        );
+        let server = picket_platform::server::Server::bind(shared.clone())
+            .await
+            .unwrap_or_else(|e| panic!("platform bind: {e}"));
+        let addr = server.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = server
+                .run(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Platform {
+            addr,
+            shared,
+            _dir: dir,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.addr.port())
+    }
+
+    fn code(&self) -> String {
+        let req = picket_model::api::CreateCode {
+            ttl_secs: None,
+            label: Some("console test".into()),
+        };
+        picket_platform::operator::create_code(&self.shared, &req)
+            .unwrap_or_else(|e| panic!("create code: {e}"))
+            .code
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+async fn console_async(state: PathBuf, etc: PathBuf, input: String) -> Run {
+    tokio::task::spawn_blocking(move || console(&state, &etc, &[], &input))
+        .await
+        .unwrap_or_else(|e| panic!("join: {e}"))
+}
+
+/// Enrollment typed at the console against the platform over real TLS: the CA pinned by its
+/// fingerprint, the code typed as a person would (lower case, no dashes). A wrong fingerprint is
+/// refused before the code is spent; a used code is refused by the platform; both say so plainly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrollment_through_the_console() {
+    let platform = Platform::start().await;
+    let fp = platform.shared.ca.fingerprint();
+    let code = platform.code();
+    let typed: String = code.replace('-', "").to_ascii_lowercase();
+    let (dir, etc) = (tmp(), tmp());
+    let state = dir.path().join("state");
+
+    // A wrong CA fingerprint: the TLS handshake is refused, the code is not spent.
+    let wrong = "00".repeat(32);
+    let r = console_async(
+        state.clone(),
+        etc.path().to_path_buf(),
+        format!(
+            "3\nhttp://127.0.0.1:1\n{}\n{typed}\n{wrong}\n",
+            platform.url()
+        ),
+    )
+    .await;
+    assert!(r.status.success(), "{}", r.out);
+    assert!(r.out.contains("must be https://"), "{}", r.out);
+    assert!(r.out.contains("  ! Enrollment failed: "), "{}", r.out);
+    assert!(r.out.contains("  Platform: not enrolled\n"), "{}", r.out);
+
+    // The right fingerprint (a failed enrollment saved nothing, so the URL is typed again).
+    let r = console_async(
+        state.clone(),
+        etc.path().to_path_buf(),
+        format!("3\n{}\n{typed}\n{fp}\n", platform.url()),
+    )
+    .await;
+    assert!(r.status.success(), "{}", r.out);
+    let id_line = r
+        .out
+        .lines()
+        .find_map(|l| l.strip_prefix("Enrolled as appliance "))
+        .unwrap_or_else(|| panic!("not enrolled:\n{}", r.out));
+    let id = id_line.trim_end_matches('.').to_owned();
+    // The menu wraps long lines under their label.
+    let unwrapped = r.out.replace(&format!("\n{}", " ".repeat(12)), " ");
+    assert!(
+        unwrapped.contains(&format!(
+            "  Platform: enrolled as {id} with {}\n",
+            platform.url()
+        )),
+        "{}",
+        r.out
+    );
+    let fp_hex: String = fp.replace(':', "").to_ascii_lowercase();
+    assert!(
+        r.out
+            .to_ascii_lowercase()
+            .replace(':', "")
+            .contains(&fp_hex),
+        "pinned CA not shown:\n{}",
+        r.out
+    );
+
+    // The same code again, from another appliance: refused by the platform. Enter keeps the
+    // saved URL and fingerprint only where they were saved, so they are typed here.
+    let other = tmp();
+    let r = console_async(
+        other.path().join("state"),
+        etc.path().to_path_buf(),
+        format!("3\n{}\n{code}\n{fp}\n", platform.url()),
+    )
+    .await;
+    assert!(
+        r.out
+            .contains("  ! Enrollment failed: enrollment refused by the platform: code"),
+        "{}",
+        r.out
+    );
+
+    // The enrolled appliance remembers the platform: Enter takes the saved URL and fingerprint.
+    let code2 = platform.code();
+    let r = console_async(
+        state.clone(),
+        etc.path().to_path_buf(),
+        format!("3\n\n{code2}\n\n"),
+    )
+    .await;
+    assert!(
+        r.out.contains(&format!("Enter = {}", platform.url())),
+        "{}",
+        r.out
+    );
+    assert!(r.out.contains("Enrolled as appliance "), "{}", r.out);
+    platform.stop().await;
+}
