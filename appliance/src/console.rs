@@ -757,6 +757,56 @@ impl<R: BufRead, W: Write> Console<R, W> {
 
     fn status_screen(&mut self) -> Step<()> {
         self.term.line("\n-- Status --")?;
+        match status_report(&self.opts.state_dir) {
+            Ok(r) => {
+                let enrolled = match (&r.appliance_id, r.enrolled) {
+                    (Some(id), true) => format!("yes, appliance {id}"),
+                    _ => "no (menu 3 enrolls)".into(),
+                };
+                let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+                let mut text = String::new();
+                text.push_str(&wrap("Enrolled    : ", &enrolled));
+                text.push_str(&wrap("Platform    : ", &or_dash(&r.platform_url)));
+                if let Some(t) = &r.certificate_not_after {
+                    text.push_str(&wrap("Certificate : ", &format!("valid until {t}")));
+                }
+                let daemon = if r.daemon_running {
+                    "running"
+                } else {
+                    "not running"
+                };
+                text.push_str(&wrap("Daemon      : ", daemon));
+                let contact = match (&r.last_contact, r.daemon_running) {
+                    (Some(t), _) => t.clone(),
+                    (None, true) => "none yet".into(),
+                    (None, false) => "unknown (the daemon is not running)".into(),
+                };
+                text.push_str(&wrap("Last contact: ", &contact));
+                if let Some(e) = &r.last_error {
+                    text.push_str(&wrap("Last error  : ", e));
+                }
+                text.push_str(&wrap(
+                    "Outbox      : ",
+                    &format!(
+                        "{} chunk(s), {} bytes waiting for upload",
+                        r.outbox_chunks, r.outbox_bytes
+                    ),
+                ));
+                for w in &r.warnings {
+                    text.push_str(&wrap("Warning     : ", w));
+                }
+                self.term.say(&text)?;
+            }
+            Err(e) => self
+                .term
+                .say(&wrap("Status      : ", &format!("unavailable: {e}")))?,
+        }
+        if let Ok(s) = &self.settings {
+            let net = describe_network(&s.network);
+            let proxy = describe_proxy(s.proxy.as_ref());
+            self.term.say(&wrap("Network     : ", &net))?;
+            self.term.say(&wrap("Proxy       : ", &proxy))?;
+        }
         self.term.line("Addresses:")?;
         let addrs = interface_addresses();
         if addrs.is_empty() {
@@ -765,8 +815,94 @@ impl<R: BufRead, W: Write> Console<R, W> {
         for (name, addr) in addrs {
             self.term.line(&format!("  {name:<16} {addr}"))?;
         }
+        self.term.line(&format!(
+            "Connectivity check (dns, tcp, proxy, tls, api; up to {} s):",
+            CHECK_TIMEOUT.as_secs()
+        ))?;
+        match check_report(&self.opts.state_dir) {
+            Ok(c) => {
+                for st in &c.steps {
+                    let label =
+                        format!("  {:<6}{}  ", st.step, if st.ok { "ok  " } else { "FAIL" });
+                    self.term.say(&wrap(&label, &st.detail))?;
+                }
+                match &c.failed {
+                    Some(step) => self.term.line(&format!("Check FAILED at step: {step}"))?,
+                    None => self.term.line("Check passed: the platform is reachable.")?,
+                }
+            }
+            Err(e) => self.term.say(&wrap("  not run: ", &e))?,
+        }
         Ok(())
     }
+}
+
+/// How long the connectivity check may take as a whole (each of its steps has its own bound).
+const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// The appliance's status: from the store, or from the daemon while it holds the store (the
+/// same sources as `picket status`).
+fn status_report(state_dir: &Path) -> Result<crate::status::StatusReport, String> {
+    use crate::control::{Request, Response};
+    use crate::store::{Store, StoreError};
+    match Store::open_waiting(state_dir, crate::app::LOCK_WAIT) {
+        Ok(store) => crate::status::offline_report(&store, state_dir).map_err(|e| e.to_string()),
+        Err(StoreError::Locked { .. }) => {
+            match crate::control::request(state_dir, &Request::Status) {
+                Ok(Response::Status(s)) => Ok(*s),
+                Ok(other) => Err(crate::control::unexpected(state_dir, &other).to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `picket status --check`, as the console runs it: from the store's identity and settings, or
+/// asked of the daemon while it holds the store.
+fn check_report(state_dir: &Path) -> Result<crate::status::CheckReport, String> {
+    use crate::control::{Request, Response};
+    use crate::store::{Store, StoreError};
+    let input = match Store::open_waiting(state_dir, crate::app::LOCK_WAIT) {
+        Ok(store) => {
+            let cfg = crate::config::Config::load(Path::new(crate::config::DEFAULT_CONFIG), false)
+                .map_err(|e| e.to_string())?;
+            let kek = crate::settings::kek_for(&store, state_dir).map_err(|e| e.to_string())?;
+            let enrolled = crate::enroll::load(&store, &kek)
+                .map_err(|e| e.to_string())?
+                .map(std::sync::Arc::new);
+            let settings =
+                crate::settings::load_from(&store, state_dir).map_err(|e| e.to_string())?;
+            drop(store);
+            match crate::status::CheckInput::from_link(enrolled, &cfg, settings) {
+                Ok(i) => i,
+                Err(crate::app::AppError::NotEnrolled) => {
+                    return Err("no platform yet: enroll first (menu 3)".into())
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Err(StoreError::Locked { .. }) => {
+            return match crate::control::request(state_dir, &Request::Check) {
+                Ok(Response::Check(c)) => Ok(c),
+                Ok(other) => Err(crate::control::unexpected(state_dir, &other).to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    runtime()?.block_on(async {
+        tokio::time::timeout(CHECK_TIMEOUT, crate::status::run_check(input))
+            .await
+            .map_err(|_| format!("no result within {} s", CHECK_TIMEOUT.as_secs()))
+    })
 }
 
 /// How long an enrollment may take before the console gives up on it.
@@ -778,11 +914,7 @@ fn enroll_blocking(
     code: &str,
     trust: CaTrust,
 ) -> Result<crate::enroll::EnrollOutcome, String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    rt.block_on(async {
+    runtime()?.block_on(async {
         match tokio::time::timeout(
             ENROLL_TIMEOUT,
             crate::enroll::enroll(state_dir, url, code, trust),

@@ -530,5 +530,81 @@ async fn enrollment_through_the_console() {
         r.out
     );
     assert!(r.out.contains("Enrolled as appliance "), "{}", r.out);
+    let id = r
+        .out
+        .lines()
+        .find_map(|l| l.strip_prefix("Enrolled as appliance "))
+        .map(|l| l.trim_end_matches('.').to_owned())
+        .unwrap_or_default();
+
+    // Status: the identity, and every step of the check passing against the live platform.
+    let r = console_async(state.clone(), etc.path().to_path_buf(), "4\n".into()).await;
+    assert!(
+        r.out
+            .contains(&format!("Enrolled    : yes, appliance {id}\n")),
+        "{}",
+        r.out
+    );
+    assert!(
+        r.out
+            .contains(&format!("Platform    : {}\n", platform.url())),
+        "{}",
+        r.out
+    );
+    for step in ["dns", "tcp", "tls", "api"] {
+        assert!(
+            r.out.contains(&format!("  {step:<6}ok    ")),
+            "{step}:\n{}",
+            r.out
+        );
+    }
+    assert!(
+        r.out.contains("Check passed: the platform is reachable.\n"),
+        "{}",
+        r.out
+    );
+
+    // A proxy that is not there (a port nobody listens on): set through the console, the check
+    // then names the proxy step; "none" removes it again.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = console_async(
+        state.clone(),
+        etc.path().to_path_buf(),
+        format!("2\nhttp://127.0.0.1:{closed}\nops\npr0xy-pw\n\n4\n"),
+    )
+    .await;
+    assert!(
+        !r.out.contains("pr0xy-pw"),
+        "the password was echoed:\n{}",
+        r.out
+    );
+    assert!(
+        r.out.contains(&format!(
+            "  Proxy   : http://127.0.0.1:{closed} as user ops (password set)\n"
+        )),
+        "{}",
+        r.out
+    );
+    assert!(r.out.contains("  proxy FAIL  "), "{}", r.out);
+    assert!(r.out.contains("Check FAILED at step: proxy\n"), "{}", r.out);
+    let r = console_async(
+        state.clone(),
+        etc.path().to_path_buf(),
+        "2\nnone\ny\n".into(),
+    )
+    .await;
+    assert!(
+        r.out.contains("  Proxy   : none (direct connection)\n"),
+        "{}",
+        r.out
+    );
+
+    // The platform gone: the check names the TCP step.
     platform.stop().await;
+    let r = console_async(state.clone(), etc.path().to_path_buf(), "4\n".into()).await;
+    assert!(r.out.contains("  dns   ok    "), "{}", r.out);
+    assert!(r.out.contains("Check FAILED at step: tcp\n"), "{}", r.out);
 }
