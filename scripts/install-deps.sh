@@ -34,6 +34,8 @@ PACKAGES=(
     # platform console browser test (platform/tests/browser.rs): headless Chromium driven by
     # chromedriver through Debian's Selenium (/usr/bin/python3)
     chromium chromium-driver python3-selenium
+    # appliance daemon tests (appliance/tests/daemon.rs): an HTTP CONNECT proxy with Basic auth
+    tinyproxy
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,0 +1,986 @@
+//! End-to-end tests of `picket enroll`, `picket daemon` and `picket status` against the real
+//! `picket-platform serve` binary, with real TLS on loopback (or on the loopback of a namespace
+//! that the test network or the test itself built).
+//!
+//! Every count asserted is exact: the findings the platform holds for a scan are compared with the
+//! findings of the report the daemon kept in its local history, and with what the targets were
+//! built to produce.
+
+mod common;
+
+use picket_model::api::{CreateJob, JobOptions};
+use picket_model::ScanKind;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn platform_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("PICKET_PLATFORM_BIN") {
+        return PathBuf::from(p);
+    }
+    let sibling = Path::new(common::picket_bin())
+        .parent()
+        .map(|d| d.join("picket-platform"))
+        .unwrap_or_default();
+    if !sibling.exists() {
+        let st = Command::new(env!("CARGO"))
+            .args(["build", "-p", "picket-platform", "--bin", "picket-platform"])
+            .status()
+            .unwrap_or_else(|e| panic!("cannot build picket-platform: {e}"));
+        assert!(st.success(), "building picket-platform failed");
+    }
+    sibling
+}
+
+/// `prog args` in `ns` (or here).
+fn command(ns: Option<&str>, prog: &Path, args: &[&str]) -> Command {
+    match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(prog).args(args);
+            c
+        }
+        None => {
+            let mut c = Command::new(prog);
+            c.args(args);
+            c
+        }
+    }
+}
+
+fn output(mut c: Command, what: &str) -> Output {
+    c.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn term(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A `picket-platform serve` process.
+struct Platform {
+    child: Option<Child>,
+    dir: PathBuf,
+    ns: Option<String>,
+    /// `127.0.0.1:PORT`
+    addr: String,
+    token: String,
+    ca: PathBuf,
+    fingerprint: String,
+}
+
+impl Platform {
+    fn start(dir: &Path, ns: Option<&str>) -> Platform {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
+        let mut p = Platform {
+            child: None,
+            dir: dir.to_path_buf(),
+            ns: ns.map(str::to_owned),
+            addr: "127.0.0.1:0".into(),
+            token: String::new(),
+            ca: dir.join("ca.pem"),
+            fingerprint: String::new(),
+        };
+        p.spawn();
+        let out = output(
+            command(ns, &platform_bin(), &["ca", "--state-dir", &p.state()]),
+            "picket-platform ca",
+        );
+        let t = text(&out.stdout);
+        std::fs::write(&p.ca, &t).unwrap_or_else(|e| panic!("{e}"));
+        p.fingerprint = t
+            .lines()
+            .find_map(|l| l.strip_prefix("SHA256 Fingerprint="))
+            .unwrap_or_default()
+            .to_owned();
+        let out = output(
+            command(
+                ns,
+                &platform_bin(),
+                &["admin-token", "--state-dir", &p.state()],
+            ),
+            "picket-platform admin-token",
+        );
+        p.token = text(&out.stdout).trim().to_owned();
+        assert!(!p.token.is_empty() && !p.fingerprint.is_empty());
+        p
+    }
+
+    fn state(&self) -> String {
+        self.dir.join("state").to_string_lossy().into_owned()
+    }
+
+    fn spawn(&mut self) {
+        let addr_file = self.dir.join("addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("platform.log"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let child = command(
+            self.ns.as_deref(),
+            &platform_bin(),
+            &[
+                "serve",
+                "--state-dir",
+                &self.state(),
+                "--listen",
+                &self.addr,
+                "--addr-file",
+                &addr_file.to_string_lossy(),
+            ],
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start picket-platform: {e}"));
+        self.child = Some(child);
+        wait_until("the platform to listen", Duration::from_secs(30), || {
+            std::fs::read_to_string(&addr_file).is_ok_and(|s| s.trim().contains(':'))
+        });
+        self.addr = std::fs::read_to_string(&addr_file)
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+    }
+
+    fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Killed (SIGKILL) and started again on the same port with the same state.
+    fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    fn code(&self) -> String {
+        let out = output(
+            command(
+                self.ns.as_deref(),
+                &platform_bin(),
+                &["code", "--state-dir", &self.state(), "--url", &self.url()],
+            ),
+            "picket-platform code",
+        );
+        assert!(out.status.success(), "code: {}", text(&out.stderr));
+        text(&out.stdout).trim().to_owned()
+    }
+
+    /// An operator API call through curl (which runs in the platform's namespace).
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        let url = format!("{}{path}", self.url());
+        let auth = format!("Authorization: Bearer {}", self.token);
+        let ca = self.ca.to_string_lossy().into_owned();
+        let mut args = vec![
+            "-sS",
+            "--max-time",
+            "30",
+            "--cacert",
+            &ca,
+            "-H",
+            &auth,
+            "-X",
+            method,
+        ];
+        let data;
+        if let Some(b) = body {
+            data = b.to_string();
+            args.extend([
+                "-H",
+                "content-type: application/json",
+                "--data-binary",
+                &data,
+            ]);
+        }
+        args.push(&url);
+        let out = output(
+            command(self.ns.as_deref(), Path::new("curl"), &args),
+            "curl",
+        );
+        assert!(out.status.success(), "curl {path}: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{path}: {e}: {}", text(&out.stdout)))
+    }
+
+    fn appliances(&self) -> Vec<Value> {
+        self.call("GET", "/api/v1/appliances", None)
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn create_job(&self, appliance: &str, targets: &[&str], options: JobOptions) -> String {
+        let job = CreateJob {
+            appliance_id: appliance.into(),
+            kind: ScanKind::Net,
+            targets: targets.iter().map(|s| s.to_string()).collect(),
+            options,
+            every_secs: None,
+            timeout_secs: Some(600),
+            credentials: None,
+        };
+        let v = self.call(
+            "POST",
+            "/api/v1/jobs",
+            Some(&serde_json::to_value(&job).unwrap_or_default()),
+        );
+        v["job"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no job id in {v}"))
+            .to_owned()
+    }
+
+    fn job(&self, id: &str) -> Value {
+        self.call("GET", &format!("/api/v1/jobs/{id}"), None)
+    }
+
+    /// Waits until the job is finished and, when done, all its chunks arrived.
+    fn wait_job(&self, id: &str, timeout: Duration) -> Value {
+        let mut last = Value::Null;
+        wait_until(&format!("job {id} to finish"), timeout, || {
+            last = self.job(id);
+            let state = last["state"].as_str().unwrap_or("");
+            match state {
+                "done" => {
+                    last["chunks_expected"].as_u64().is_some()
+                        && last["chunks_received"].as_u64() == last["chunks_expected"].as_u64()
+                }
+                "failed" | "cancelled" => true,
+                _ => false,
+            }
+        });
+        last
+    }
+
+    fn findings(&self, scan: &str) -> Vec<Value> {
+        self.call("GET", &format!("/api/v1/findings?scan={scan}"), None)
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An appliance: a state directory, a config file, and the daemon when started.
+struct Appliance {
+    dir: PathBuf,
+    ns: Option<String>,
+    daemon: Option<Child>,
+    env: Vec<(String, String)>,
+}
+
+impl Appliance {
+    fn new(dir: &Path, ns: Option<&str>, config: &str) -> Appliance {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("picket.toml"), config).unwrap_or_else(|e| panic!("{e}"));
+        Appliance {
+            dir: dir.to_path_buf(),
+            ns: ns.map(str::to_owned),
+            daemon: None,
+            env: Vec::new(),
+        }
+    }
+
+    fn state(&self) -> String {
+        self.dir.join("state").to_string_lossy().into_owned()
+    }
+
+    fn config(&self) -> String {
+        self.dir.join("picket.toml").to_string_lossy().into_owned()
+    }
+
+    fn picket(&self, args: &[&str]) -> Output {
+        let state = self.state();
+        let mut full = vec!["--state-dir", state.as_str()];
+        full.extend_from_slice(args);
+        let mut c = command(self.ns.as_deref(), Path::new(common::picket_bin()), &full);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        output(c, "picket")
+    }
+
+    fn enroll(&self, p: &Platform, extra: &[&str]) -> Output {
+        let code = p.code();
+        let url = p.url();
+        let config = self.config();
+        let mut args = vec![
+            "enroll",
+            "--platform",
+            url.as_str(),
+            "--code",
+            code.as_str(),
+            "--config",
+            config.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        self.picket(&args)
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("daemon.log"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let state = self.state();
+        let config = self.config();
+        let mut c = command(
+            self.ns.as_deref(),
+            Path::new(common::picket_bin()),
+            &["--state-dir", &state, "-v", "daemon", "--config", &config],
+        );
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        let child = c
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the daemon: {e}"));
+        self.daemon = Some(child);
+        let sock = self.dir.join("state/daemon.sock");
+        wait_until(
+            "the daemon's control socket",
+            Duration::from_secs(20),
+            || sock.exists(),
+        );
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            term(&mut c);
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Status as JSON (through the daemon when it runs).
+    fn status(&self) -> Value {
+        let out = self.picket(&["--format", "json", "status"]);
+        assert!(out.status.success(), "status: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    }
+
+    /// The findings of a scan in the local history (daemon stopped).
+    fn local_findings(&self, scan: &str) -> Vec<Value> {
+        let out = self.picket(&["--format", "json", "scans", "show", scan]);
+        assert!(out.status.success(), "scans show: {}", text(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["findings"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn tuning() -> &'static str {
+    "[daemon]\npoll_wait_secs = 5\nheartbeat_secs = 2\nmax_backoff_secs = 2\n"
+}
+
+fn appliance_id(p: &Platform) -> String {
+    p.appliances()
+        .first()
+        .and_then(|a| a["id"].as_str())
+        .unwrap_or_else(|| panic!("no appliance enrolled"))
+        .to_owned()
+}
+
+/// TLS listeners on loopback ports, each presenting a self-signed certificate that has expired:
+/// every open port yields exactly two findings (expired, self-signed).
+struct TlsFarm {
+    child: Child,
+    pub first: u16,
+    pub count: u16,
+}
+
+const TLS_FARM: &str = r#"
+import asyncio, resource, ssl, sys
+cert, key, first, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+async def handle(r, w):
+    try:
+        await asyncio.wait_for(r.read(1024), 5)
+    except Exception:
+        pass
+    w.close()
+async def main():
+    servers = [await asyncio.start_server(handle, "127.0.0.1", p, ssl=ctx, ssl_handshake_timeout=5)
+               for p in range(first, first + count)]
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+"#;
+
+impl TlsFarm {
+    fn start(dir: &Path, ns: Option<&str>, first: u16, count: u16) -> TlsFarm {
+        let mut params = rcgen::CertificateParams::new(vec!["farm.test".to_string()])
+            .unwrap_or_else(|e| panic!("{e}"));
+        params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(60);
+        params.not_after = time::OffsetDateTime::now_utc() - time::Duration::days(30);
+        let key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
+        let cert = params.self_signed(&key).unwrap_or_else(|e| panic!("{e}"));
+        let (c, k, s) = (
+            dir.join("farm.crt"),
+            dir.join("farm.key"),
+            dir.join("farm.py"),
+        );
+        std::fs::write(&c, cert.pem()).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&k, key.serialize_pem()).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&s, TLS_FARM).unwrap_or_else(|e| panic!("{e}"));
+        let mut child = command(
+            ns,
+            Path::new("python3"),
+            &[
+                &s.to_string_lossy(),
+                &c.to_string_lossy(),
+                &k.to_string_lossy(),
+                &first.to_string(),
+                &count.to_string(),
+            ],
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start the TLS farm: {e}"));
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            use std::io::BufRead;
+            let _ = std::io::BufReader::new(out).read_line(&mut line);
+        }
+        assert_eq!(line.trim(), "ready", "the TLS farm did not start");
+        TlsFarm {
+            child,
+            first,
+            count,
+        }
+    }
+
+    fn ports(&self) -> String {
+        format!("{}-{}", self.first, self.first + self.count - 1)
+    }
+}
+
+impl Drop for TlsFarm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn farm_options(farm: &TlsFarm) -> JobOptions {
+    JobOptions {
+        ports: Some(farm.ports()),
+        ..JobOptions::default()
+    }
+}
+
+fn ids(findings: &[Value], key: &str) -> Vec<String> {
+    let mut v: Vec<String> = findings
+        .iter()
+        .map(|f| {
+            let f = if key.is_empty() { f } else { &f[key] };
+            f["id"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A namespace of our own with only loopback up: the daemon, the platform, the proxy and the
+/// targets of a test all live on its 127.0.0.1, and nothing can leave it.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let name = format!("pkd{}{tag}", std::process::id());
+        let st = Command::new("ip").args(["netns", "add", &name]).status();
+        assert!(st.is_ok_and(|s| s.success()), "ip netns add {name}");
+        let st = Command::new("ip")
+            .args(["-n", &name, "link", "set", "lo", "up"])
+            .status();
+        assert!(st.is_ok_and(|s| s.success()), "lo up in {name}");
+        Netns(name)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn skip_netns() -> bool {
+    std::env::var("PICKET_SKIP_NETNS").as_deref() == Ok("1")
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn enrollment_uses_a_code_once_and_trusts_only_the_right_ca() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = Platform::start(&dir.path().join("pf"), None);
+    let other = Platform::start(&dir.path().join("other"), None);
+
+    // A CA file of another platform: the TLS handshake fails, nothing is stored.
+    let a = Appliance::new(&dir.path().join("a"), None, tuning());
+    let out = a.enroll(&p, &["--ca-file", &other.ca.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("certificate"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A fingerprint of another CA: refused too.
+    let out = a.enroll(&p, &["--ca-fingerprint", &other.fingerprint]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("fingerprint"),
+        "{}",
+        text(&out.stderr)
+    );
+    // No trust given: the system roots do not know a private platform CA.
+    let out = a.enroll(&p, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(a.status()["enrolled"], false);
+
+    // The right fingerprint: enrolled; the CA returned is pinned.
+    let code = p.code();
+    let out = a.picket(&[
+        "enroll",
+        "--platform",
+        &p.url(),
+        "--code",
+        &code,
+        "--ca-fingerprint",
+        &p.fingerprint,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let st = a.status();
+    assert_eq!(st["enrolled"], true);
+    assert_eq!(st["appliance_id"].as_str(), Some(appliance_id(&p).as_str()));
+
+    // The same code again, from another box: refused (exit 2, the platform's reason).
+    let b = Appliance::new(&dir.path().join("b"), None, tuning());
+    let out = b.picket(&[
+        "enroll",
+        "--platform",
+        &p.url(),
+        "--code",
+        &code,
+        "--ca-file",
+        &p.ca.to_string_lossy(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("code_used"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(b.status()["enrolled"], false);
+
+    // The check passes every step, with the pinned CA and the client certificate.
+    let out = a.picket(&["status", "--check"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    for step in ["dns", "tcp", "proxy", "tls", "api"] {
+        assert!(text(&out.stdout).contains(step), "{}", text(&out.stdout));
+    }
+}
+
+#[test]
+fn a_job_scans_the_test_network_and_its_results_reach_the_platform_exactly() {
+    let Some(net) = common::testnet() else { return };
+    let _g = common::exclusive();
+    let ns = net.truth.scanner_ns.clone();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = Platform::start(&dir.path().join("pf"), Some(&ns));
+    let config = format!(
+        "[scan]\nscope = [\"198.18.0.0/15\"]\nmax_concurrent_jobs = 2\n{}",
+        tuning()
+    );
+    let mut a = Appliance::new(&dir.path().join("a"), Some(&ns), &config);
+    let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    a.start();
+    let app = appliance_id(&p);
+
+    let subnet = net.truth.subnet.clone();
+    let job = p.create_job(&app, &[&subnet], JobOptions::default());
+    let outside = p.create_job(&app, &["198.18.0.1", "10.0.0.1"], JobOptions::default());
+    let view = p.wait_job(&job, Duration::from_secs(300));
+    assert_eq!(view["state"], "done", "{view}");
+    let refused = p.wait_job(&outside, Duration::from_secs(60));
+    assert_eq!(refused["state"], "failed", "{refused}");
+    assert!(
+        refused["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("out of scope") && r.contains("10.0.0.1")),
+        "{refused}"
+    );
+    let scan = view["scan_id"].as_str().unwrap_or_default().to_owned();
+    let remote = p.findings(&scan);
+    a.stop();
+    let local = a.local_findings(&scan);
+    // The test network's TLS services are self-signed: one finding each, and nothing else.
+    let tls_services = net
+        .truth
+        .hosts
+        .iter()
+        .flat_map(|h| &h.services)
+        .filter(|s| s.tls)
+        .count();
+    assert!(tls_services > 0);
+    assert_eq!(local.len(), tls_services, "local report findings");
+    assert_eq!(
+        ids(&remote, "finding"),
+        ids(&local, ""),
+        "platform == local report"
+    );
+    assert_eq!(view["findings"].as_u64(), Some(local.len() as u64));
+}
+
+/// tinyproxy on loopback with Basic auth; `port`: where it listens.
+struct Proxy {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proxy {
+    fn start(dir: &Path, ns: Option<&str>, port: u16, user: &str, pass: &str) -> Proxy {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
+        let log = dir.join("tinyproxy.log");
+        let conf = dir.join("tinyproxy.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "Port {port}\nListen 127.0.0.1\nTimeout 120\nLogFile \"{}\"\nLogLevel Info\n\
+                 MaxClients 20\nAllow 127.0.0.1\nBasicAuth {user} {pass}\n",
+                log.display()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let child = command(
+            ns,
+            Path::new("tinyproxy"),
+            &["-d", "-c", &conf.to_string_lossy()],
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start tinyproxy: {e}"));
+        let nsname = ns.map(str::to_owned);
+        wait_until(
+            "tinyproxy to listen",
+            Duration::from_secs(10),
+            || match &nsname {
+                Some(n) => common::listening(n, "tcp", port),
+                None => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            },
+        );
+        Proxy { child, log }
+    }
+
+    fn connects(&self) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .matches("CONNECT")
+            .count()
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn everything_works_through_a_proxy_with_basic_auth_and_the_check_names_a_dead_proxy() {
+    if skip_netns() {
+        return;
+    }
+    let ns = Netns::new("px");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = Platform::start(&dir.path().join("pf"), Some(&ns.0));
+    let mut proxy = Proxy::start(
+        &dir.path().join("proxy"),
+        Some(&ns.0),
+        3128,
+        "picket",
+        "s3cret-pw",
+    );
+    let farm = TlsFarm::start(dir.path(), Some(&ns.0), 20000, 3);
+    let config = format!(
+        "[scan]\nscope = [\"127.0.0.0/8\"]\n[proxy]\nurl = \"http://127.0.0.1:3128\"\nusername = \"picket\"\npassword_env = \"PICKET_TEST_PROXY_PW\"\n{}",
+        tuning()
+    );
+    let mut a = Appliance::new(&dir.path().join("a"), Some(&ns.0), &config);
+    a.env
+        .push(("PICKET_TEST_PROXY_PW".into(), "s3cret-pw".into()));
+
+    let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        proxy.connects() >= 1,
+        "the enrollment did not go through the proxy"
+    );
+    a.start();
+    let app = appliance_id(&p);
+    let job = p.create_job(&app, &["127.0.0.1"], farm_options(&farm));
+    let view = p.wait_job(&job, Duration::from_secs(180));
+    assert_eq!(view["state"], "done", "{view}\n{}", a.log());
+    assert_eq!(
+        view["findings"].as_u64(),
+        Some(2 * u64::from(farm.count)),
+        "{view}"
+    );
+
+    let out = a.picket(&["status", "--check"]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("CONNECT 127.0.0.1"),
+        "{}",
+        text(&out.stdout)
+    );
+    let through = proxy.connects();
+    assert!(through >= 3, "only {through} CONNECTs in the proxy log");
+
+    // A wrong password is named at the proxy step.
+    let wrong_config = format!(
+        "{config}[platform]\nurl = \"{}\"\nca_file = \"{}\"\n",
+        p.url(),
+        p.ca.display()
+    );
+    let mut wrong = Appliance::new(&dir.path().join("w"), Some(&ns.0), &wrong_config);
+    wrong
+        .env
+        .push(("PICKET_TEST_PROXY_PW".into(), "wrong".into()));
+    let out = wrong.picket(&["status", "--config", &wrong.config(), "--check"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
+    drop(wrong);
+
+    // The proxy stopped: the check (through the running daemon) names the proxy step, exit 3.
+    proxy.stop();
+    let out = a.picket(&["status", "--check"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("failed at step: proxy"),
+        "{}",
+        text(&out.stdout)
+    );
+    a.stop();
+    drop(p);
+}
+
+#[test]
+fn results_survive_daemon_and_platform_kills_exactly_once() {
+    if skip_netns() {
+        return;
+    }
+    let ns = Netns::new("fk");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut p = Platform::start(&dir.path().join("pf"), Some(&ns.0));
+    // 1,300 ports × 2 findings = 2,600 findings = 6 chunks of at most 500.
+    let farm = TlsFarm::start(dir.path(), Some(&ns.0), 21000, 1300);
+    let expected = 2 * u64::from(farm.count);
+    let config = format!("[scan]\nscope = [\"127.0.0.0/8\"]\n{}", tuning());
+    let mut a = Appliance::new(&dir.path().join("a"), Some(&ns.0), &config);
+    let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    a.start();
+    let app = appliance_id(&p);
+
+    // 1. The daemon SIGKILLed mid-scan: the run is re-run after the restart, results exact.
+    let job = p.create_job(&app, &["127.0.0.1"], farm_options(&farm));
+    wait_until("the scan to start", Duration::from_secs(60), || {
+        p.job(&job)["state"] == "running"
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    a.kill9();
+    a.start();
+    let view = p.wait_job(&job, Duration::from_secs(300));
+    assert_eq!(view["state"], "done", "{view}\n{}", a.log());
+    assert_eq!(view["findings"].as_u64(), Some(expected), "{view}");
+    let scan = view["scan_id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(p.findings(&scan).len() as u64, expected);
+
+    // 2. The platform down while the scan ends (results wait in the outbox), then the daemon
+    //    SIGKILLed with a full outbox, then both back: every chunk once.
+    let job2 = p.create_job(&app, &["127.0.0.1"], farm_options(&farm));
+    wait_until("the second scan to start", Duration::from_secs(60), || {
+        p.job(&job2)["state"] == "running"
+    });
+    p.kill();
+    wait_until(
+        "the results in the outbox",
+        Duration::from_secs(300),
+        || a.status()["outbox_chunks"].as_u64() == Some(6),
+    );
+    a.kill9();
+    p.restart();
+    a.start();
+    let view2 = p.wait_job(&job2, Duration::from_secs(120));
+    assert_eq!(view2["state"], "done", "{view2}\n{}", a.log());
+    assert_eq!(view2["findings"].as_u64(), Some(expected), "{view2}");
+    let scan2 = view2["scan_id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(p.findings(&scan2).len() as u64, expected);
+
+    // 3. The platform SIGKILLed mid-upload (after its first chunk), restarted: exact again.
+    let job3 = p.create_job(&app, &["127.0.0.1"], farm_options(&farm));
+    wait_until(
+        "the first chunk of the third scan",
+        Duration::from_secs(300),
+        || p.job(&job3)["chunks_received"].as_u64().unwrap_or(0) >= 1,
+    );
+    p.restart();
+    let view3 = p.wait_job(&job3, Duration::from_secs(120));
+    assert_eq!(view3["state"], "done", "{view3}\n{}", a.log());
+    assert_eq!(view3["findings"].as_u64(), Some(expected), "{view3}");
+    let st = a.status();
+    assert_eq!(st["outbox_chunks"].as_u64(), Some(0), "{st}");
+    assert_eq!(st["dropped_chunks"].as_u64(), Some(0), "{st}");
+    a.stop();
+    // The local history holds the same findings as the platform, for every run.
+    for s in [&scan, &scan2] {
+        assert_eq!(a.local_findings(s).len() as u64, expected);
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_job_with_a_reason_and_loses_nothing_stored() {
+    if skip_netns() {
+        return;
+    }
+    let ns = Netns::new("df");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = Platform::start(&dir.path().join("pf"), Some(&ns.0));
+    let farm = TlsFarm::start(dir.path(), Some(&ns.0), 23000, 300);
+    let adir = dir.path().join("a");
+    std::fs::create_dir_all(&adir).unwrap_or_else(|e| panic!("{e}"));
+    // The appliance's state on a small tmpfs of its own.
+    let mnt = adir.join("state");
+    std::fs::create_dir_all(&mnt).unwrap_or_else(|e| panic!("{e}"));
+    let st = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=24m",
+            "tmpfs",
+            &mnt.to_string_lossy(),
+        ])
+        .status();
+    assert!(st.is_ok_and(|s| s.success()), "mount tmpfs");
+    struct Umount(PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _umount = Umount(mnt.clone());
+    let config = format!("[scan]\nscope = [\"127.0.0.0/8\"]\n{}", tuning());
+    let mut a = Appliance::new(&adir, Some(&ns.0), &config);
+    let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    a.start();
+    let app = appliance_id(&p);
+    let expected = 2 * u64::from(farm.count);
+    let ok = p.create_job(&app, &["127.0.0.1"], farm_options(&farm));
+    let v = p.wait_job(&ok, Duration::from_secs(180));
+    assert_eq!(v["findings"].as_u64(), Some(expected), "{v}");
+
+    // Fill the file system, leaving a little: the next run's results cannot be stored.
+    let filler = mnt.join("filler");
+    let _ = Command::new("dd")
+        .args([
+            "if=/dev/zero",
+            &format!("of={}", filler.display()),
+            "bs=64k",
+        ])
+        .stderr(Stdio::null())
+        .status();
+    let full = p.create_job(&app, &["127.0.0.1"], farm_options(&farm));
+    let v = p.wait_job(&full, Duration::from_secs(180));
+    assert_eq!(v["state"], "failed", "{v}\n{}", a.log());
+    assert!(
+        v["reason"].as_str().is_some_and(|r| r.contains("store")),
+        "{v}"
+    );
+    // The daemon is still there, and after space comes back the next job is whole.
+    let _ = std::fs::remove_file(&filler);
+    let again = p.create_job(&app, &["127.0.0.1"], farm_options(&farm));
+    let v = p.wait_job(&again, Duration::from_secs(180));
+    assert_eq!(v["state"], "done", "{v}\n{}", a.log());
+    assert_eq!(v["findings"].as_u64(), Some(expected), "{v}");
+    let first = p.job(&ok);
+    assert_eq!(first["findings"].as_u64(), Some(expected));
+    a.stop();
+}
