@@ -187,6 +187,7 @@ pub(crate) async fn crawl(ctx: &Arc<Ctx>, openapi_doc: Option<Value>) -> Site {
     let start = ctx.start.clone();
     detect_soft404(ctx, &start).await;
 
+    st.enqueue(ctx, start.clone(), 0, Kind::Page);
     if let Some(doc) = openapi_doc {
         for e in crate::openapi::endpoints(&doc, &start) {
             st.add_endpoint(e);
@@ -200,7 +201,6 @@ pub(crate) async fn crawl(ctx: &Arc<Ctx>, openapi_doc: Option<Value>) -> Site {
             }
         }
     }
-    st.enqueue(ctx, start.clone(), 0, Kind::Page);
     if let Ok(u) = start.join("/robots.txt") {
         st.enqueue(ctx, u, 1, Kind::Robots);
     }

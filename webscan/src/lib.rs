@@ -195,7 +195,10 @@ impl Ctx {
         let generation = self.auth.as_ref().map(auth::Auth::generation);
         let resp = self.client.send(req).await;
         let resp = match resp {
-            Ok(r) => r,
+            Ok(r) => {
+                self.note_truncated(&req.url, &r);
+                r
+            }
             Err(e) => {
                 self.errors.fetch_add(1, Ordering::Relaxed);
                 return Err(e);
@@ -210,6 +213,16 @@ impl Ctx {
             }
         }
         Ok(resp)
+    }
+
+    /// Warns about a body cut at the cap (an endless or oversized response).
+    pub fn note_truncated(&self, url: &Url, r: &Response) {
+        if r.truncated {
+            self.warn(format!(
+                "{url}: response body cut at {} bytes (endless or oversized)",
+                self.cfg.max_body
+            ));
+        }
     }
 
     /// Records a finding (once per id).
@@ -360,7 +373,10 @@ pub async fn run(cfg: &WebScanConfig) -> Result<WebScanOutcome> {
     // The start page first: an unreachable target is an error, not an empty report.
     match client.send(&Request::get(start.clone())).await {
         // Cookies the start page sets arrive only once: their flags are checked here.
-        Ok(resp) => passive::on_response(&ctx, &start, &resp).await,
+        Ok(resp) => {
+            ctx.note_truncated(&start, &resp);
+            passive::on_response(&ctx, &start, &resp).await
+        }
         Err(e) => {
             return Err(WebscanError::Unreachable {
                 url: start.to_string(),

@@ -148,30 +148,61 @@ struct Conn {
     io: Box<dyn Stream>,
 }
 
-/// Strictly spaced request starts: each start takes the next slot `1/rate` after the previous,
-/// so no window of any length holds more than its share (no bursts, unlike a bucket of tokens).
+/// The request rate limit, enforced so that it holds where it is measured: at the server.
+///
+/// Two rules. Starts are spaced `1/rate` apart (smooth traffic, no bursts). And a request starts
+/// only while fewer than `rate` requests are in flight or were answered less than a second ago.
+/// The second rule is what makes the limit hold at the server whatever the network or the
+/// server's own scheduling does: a request arrives between its start and its answer, so two
+/// requests that can arrive in the same one-second window are exactly those this rule counts
+/// against each other. (Spacing alone is not enough: a server that stalls for 100 ms and then
+/// reads its queue sees a burst.)
 #[derive(Debug)]
 pub struct RateLimiter {
+    rate: Option<u32>,
     interval: Option<Duration>,
     next: Mutex<Option<tokio::time::Instant>>,
+    window: Arc<Mutex<Window>>,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    inflight: usize,
+    answered: std::collections::VecDeque<tokio::time::Instant>,
+}
+
+/// Held for the life of one request; its drop records the answer time.
+#[derive(Debug)]
+pub struct RateTicket {
+    window: Option<Arc<Mutex<Window>>>,
+}
+
+impl Drop for RateTicket {
+    fn drop(&mut self) {
+        if let Some(w) = &self.window {
+            let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
+            w.inflight = w.inflight.saturating_sub(1);
+            w.answered.push_back(tokio::time::Instant::now());
+        }
+    }
 }
 
 impl RateLimiter {
-    /// A limiter of `rps` starts per second. The spacing keeps a 5% margin so that network
-    /// jitter, which can bring two requests closer at the server, does not push it over.
+    /// A limiter of `rps` requests per second (None: unlimited).
     pub fn new(rps: Option<u32>) -> RateLimiter {
+        let rate = rps.filter(|r| *r > 0);
         RateLimiter {
-            interval: rps
-                .filter(|r| *r > 0)
-                .map(|r| Duration::from_secs_f64(1.05 / f64::from(r))),
+            rate,
+            interval: rate.map(|r| Duration::from_secs_f64(1.0 / f64::from(r))),
             next: Mutex::new(None),
+            window: Arc::new(Mutex::new(Window::default())),
         }
     }
 
-    /// Waits for the next slot.
-    pub async fn acquire(&self) {
-        let Some(interval) = self.interval else {
-            return;
+    /// Waits until a request may start; keep the ticket until its answer is read.
+    pub async fn acquire(&self) -> RateTicket {
+        let (Some(rate), Some(interval)) = (self.rate, self.interval) else {
+            return RateTicket { window: None };
         };
         let slot = {
             let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
@@ -184,6 +215,30 @@ impl RateLimiter {
             slot
         };
         tokio::time::sleep_until(slot).await;
+        loop {
+            let wait = {
+                let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+                let now = tokio::time::Instant::now();
+                let second = Duration::from_secs(1);
+                while w.answered.front().is_some_and(|t| now.duration_since(*t) >= second) {
+                    w.answered.pop_front();
+                }
+                if w.inflight + w.answered.len() < rate as usize {
+                    w.inflight += 1;
+                    return RateTicket {
+                        window: Some(self.window.clone()),
+                    };
+                }
+                // The oldest answer leaves the window then; in-flight ones free a place when
+                // answered, so look again soon.
+                w.answered
+                    .front()
+                    .map(|t| (*t + second).saturating_duration_since(now))
+                    .unwrap_or(interval)
+                    .clamp(Duration::from_millis(1), interval.max(Duration::from_millis(5)))
+            };
+            tokio::time::sleep(wait).await;
+        }
     }
 }
 
@@ -330,7 +385,7 @@ impl Client {
             .map_err(|_| WebscanError::Deadline {
                 secs: self.cfg.deadline_secs,
             })?;
-        self.rate.acquire().await;
+        let _ticket = self.rate.acquire().await;
         if self.past_deadline() {
             return Err(WebscanError::Deadline {
                 secs: self.cfg.deadline_secs,
@@ -357,7 +412,7 @@ impl Client {
             Ok(Err(Retry::Stale)) if was_pooled => {
                 // A keep-alive connection the server had closed: one fresh connection, which is
                 // one more request at the server, so it waits for its own slot too.
-                self.rate.acquire().await;
+                let _retry_ticket = self.rate.acquire().await;
                 let left = limit.saturating_sub(started.elapsed());
                 match tokio::time::timeout(
                     left,
@@ -708,22 +763,52 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn rate_limiter_spaces_starts_without_bursts() {
+    async fn rate_limit_holds_for_any_arrival_between_start_and_answer() {
+        // 16 concurrent requests whose answers take 0 to 300 ms; a request may arrive at the
+        // server at any moment between its start and its answer. Whatever those moments are,
+        // no one-second window may hold more than 50: checked on the intervals themselves.
         let rl = Arc::new(RateLimiter::new(Some(50)));
+        let spans = Arc::new(Mutex::new(Vec::new()));
         let start = tokio::time::Instant::now();
-        let mut times = Vec::new();
-        for _ in 0..120 {
-            rl.acquire().await;
-            times.push(start.elapsed());
+        let mut tasks = tokio::task::JoinSet::new();
+        for w in 0..16u64 {
+            let (rl, spans) = (rl.clone(), spans.clone());
+            tasks.spawn(async move {
+                for i in 0..20u64 {
+                    let t = rl.acquire().await;
+                    let s = start.elapsed();
+                    tokio::time::sleep(Duration::from_millis((w * 37 + i * 91) % 300)).await;
+                    let e = start.elapsed();
+                    drop(t);
+                    spans.lock().unwrap_or_else(|p| p.into_inner()).push((s, e));
+                }
+            });
         }
-        // In any one-second window no more than 50 starts.
-        for (i, t) in times.iter().enumerate() {
-            let in_window = times[i..]
-                .iter()
-                .take_while(|u| **u < *t + Duration::from_secs(1))
-                .count();
-            assert!(in_window <= 50, "{in_window} starts in a second from {t:?}");
+        while tasks.join_next().await.is_some() {}
+        let spans = spans.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        assert_eq!(spans.len(), 320);
+        // Worst case for a window starting at t: every request whose [start, answer] meets
+        // [t, t+1s) could arrive inside it. Windows starting at each answer time cover all cases.
+        for &(_, e0) in &spans {
+            let lo = e0.saturating_sub(Duration::from_secs(1));
+            for t in [lo, e0] {
+                let meets = spans
+                    .iter()
+                    .filter(|(s, e)| *e >= t && *s < t + Duration::from_secs(1))
+                    .count();
+                assert!(meets <= 51, "{meets} requests could arrive in the second from {t:?}");
+            }
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limiter_spaces_starts() {
+        let rl = RateLimiter::new(Some(100));
+        let start = tokio::time::Instant::now();
+        for _ in 0..100 {
+            drop(rl.acquire().await);
+        }
+        assert!(start.elapsed() >= Duration::from_millis(980), "{:?}", start.elapsed());
     }
 
     #[test]
