@@ -138,6 +138,11 @@ pub struct ConsoleArgs {
     /// Also write static DNS servers to this resolv.conf (for systems without systemd-resolved).
     #[arg(long, value_name = "FILE")]
     pub resolv_conf: Option<PathBuf>,
+
+    /// No menu: write the network settings saved in the store to --etc-dir (and
+    /// --resolv-conf) and exit; for a boot unit ordered before systemd-networkd.
+    #[arg(long)]
+    pub apply_stored: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1140,13 +1140,16 @@ pub fn run_stdio(opts: ConsoleOptions) -> io::Result<()> {
 }
 
 /// `picket console`: exit status 0 when input ends; 3 if the terminal cannot be read or
-/// written.
+/// written. With `--apply-stored`, renders the stored network settings instead.
 pub fn run(cli: &Cli, args: &ConsoleArgs) -> Result<u8, AppError> {
     let opts = ConsoleOptions {
         state_dir: crate::app::state_dir(cli)?,
         network_dir: args.etc_dir.clone(),
         resolv_conf: args.resolv_conf.clone(),
     };
+    if args.apply_stored {
+        return apply_stored(cli, &opts);
+    }
     match run_stdio(opts) {
         Ok(()) => Ok(crate::app::exit::OK),
         // The other end of a pipe or a hung-up line: nobody is left to set anything up.
@@ -1156,6 +1159,37 @@ pub fn run(cli: &Cli, args: &ConsoleArgs) -> Result<u8, AppError> {
             source,
         }),
     }
+}
+
+/// `picket console --apply-stored`: /etc rendered from the store at boot. Stored settings that
+/// do not validate are an error (exit 2) and nothing is written; no settings yet is not (exit 0,
+/// the image's own default applies).
+fn apply_stored(cli: &Cli, opts: &ConsoleOptions) -> Result<u8, AppError> {
+    let stored = settings::load(&opts.state_dir)?;
+    let plan = NetPlan::from_settings(&stored.network).map_err(|e| AppError::Config {
+        path: opts.state_dir.join("store"),
+        reason: format!("stored network settings: {e}"),
+    })?;
+    let Some(plan) = plan else {
+        crate::app::note(cli, "no network settings stored yet; nothing written");
+        return Ok(crate::app::exit::OK);
+    };
+    let applied =
+        netcfg::apply(&plan, &opts.network_dir, opts.resolv_conf.as_deref()).map_err(|e| {
+            AppError::Write {
+                target: opts.network_dir.display().to_string(),
+                source: io::Error::other(e.to_string()),
+            }
+        })?;
+    crate::app::note(cli, &describe_plan(&plan));
+    for p in &applied.written {
+        crate::app::note(cli, &format!("wrote {}", p.display()));
+    }
+    for p in &applied.removed {
+        crate::app::note(cli, &format!("removed {}", p.display()));
+    }
+    crate::app::note(cli, &reload_message(&applied.reload, &opts.network_dir));
+    Ok(crate::app::exit::OK)
 }
 
 #[cfg(test)]

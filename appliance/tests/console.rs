@@ -608,3 +608,52 @@ async fn enrollment_through_the_console() {
     assert!(r.out.contains("  dns   ok    "), "{}", r.out);
     assert!(r.out.contains("Check FAILED at step: tcp\n"), "{}", r.out);
 }
+
+/// Boot-time rendering: `--apply-stored` writes exactly what the console wrote when the settings
+/// were saved, from the store alone; with nothing stored it writes nothing and succeeds.
+#[test]
+fn apply_stored_renders_the_saved_settings() {
+    let Some(ifname) = first_interface() else {
+        panic!("this test needs a network interface besides lo");
+    };
+    let (dir, etc, boot) = (tmp(), tmp(), tmp());
+    let state = dir.path().join("state");
+    let apply = |etc: &Path| {
+        Command::new(picket())
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["console", "--apply-stored", "--etc-dir"])
+            .arg(etc)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let out = apply(boot.path());
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no network settings stored yet"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(files_in(boot.path()).is_empty());
+
+    let r = console(
+        &state,
+        etc.path(),
+        &[],
+        &format!("1\n{ifname}\n2\n198.18.0.10/24\n198.18.0.1\n198.18.0.53\n33\ny\n"),
+    );
+    assert!(r.status.success(), "{}", r.out);
+    let out = apply(boot.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names = files_in(etc.path());
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(files_in(boot.path()), names);
+    for n in &names {
+        assert_eq!(read(boot.path().join(n)), read(etc.path().join(n)), "{n}");
+    }
+}
