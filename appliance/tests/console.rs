@@ -356,12 +356,29 @@ fn on_a_terminal_ctrl_c_cancels_and_does_not_kill() {
     send(b"4\r");
     expect("-- Status --");
     expect(PROMPT);
+    // A secret is not echoed on a terminal (the other answers are).
+    send(b"2\r");
+    expect("Proxy URL");
+    send(b"http://127.0.0.1:3128\r");
+    expect("http://127.0.0.1:3128\r\n");
+    expect("Username");
+    send(b"ops\r");
+    expect("ops\r\n");
+    expect("Password (not shown): ");
+    send(b"s3cr3t-pw\r");
+    expect("Save? [Y/n]: ");
+    send(b"n\r");
+    expect("Nothing was changed.");
+    expect(PROMPT);
     drop(send);
     drop(stdin);
     let status = wait_bounded(&mut child, Duration::from_secs(20));
     let _ = reader.join();
     assert!(status.success(), "{status:?}");
     assert!(files_in(etc.path()).is_empty());
+    let all = out.lock().map(|o| o.clone()).unwrap_or_default();
+    let all = String::from_utf8_lossy(&all);
+    assert!(!all.contains("s3cr3t"), "the password was echoed:\n{all}");
 }
 
 /// The reference platform, in this process, on a free loopback port (the same server code as
