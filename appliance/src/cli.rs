@@ -164,7 +164,7 @@ pub enum ScanCommand {
     /// Inventory hosts over SSH and match their packages against the knowledge base.
     Host(HostArgs),
     /// Crawl a web application or REST API and test its inputs (confirmed findings only).
-    Web(WebArgs),
+    Web(Box<WebArgs>),
 }
 
 /// `picket scan web`.

@@ -51,8 +51,14 @@ impl App {
             .unwrap_or_else(|e| panic!("read READY: {e}"));
         let parts: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(parts.first(), Some(&"READY"), "{script} said {line:?}");
-        let port = parts.get(1).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{line}"));
-        let admin = parts.get(2).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{line}"));
+        let port = parts
+            .get(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+        let admin = parts
+            .get(2)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"));
         App {
             child,
             _stdin: stdin,
@@ -67,12 +73,14 @@ impl App {
 
     /// A request to the admin API (a different origin the scanner never sees).
     fn admin(&self, method: &str, path: &str) -> Value {
-        let mut s = TcpStream::connect(("127.0.0.1", self.admin)).unwrap_or_else(|e| panic!("admin: {e}"));
+        let mut s =
+            TcpStream::connect(("127.0.0.1", self.admin)).unwrap_or_else(|e| panic!("admin: {e}"));
         s.set_read_timeout(Some(Duration::from_secs(10))).ok();
         write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             .unwrap_or_else(|e| panic!("admin write: {e}"));
         let mut buf = Vec::new();
-        s.read_to_end(&mut buf).unwrap_or_else(|e| panic!("admin read: {e}"));
+        s.read_to_end(&mut buf)
+            .unwrap_or_else(|e| panic!("admin read: {e}"));
         let text = String::from_utf8_lossy(&buf);
         let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or_default();
         serde_json::from_str(body).unwrap_or_else(|e| panic!("admin {path}: {e}: {body}"))
@@ -95,7 +103,11 @@ struct Run {
 fn picket(state: &Path, report: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let started = Instant::now();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_picket"));
-    cmd.arg("--state-dir").arg(state).args(["--format", "json", "--output"]).arg(report).args(args);
+    cmd.arg("--state-dir")
+        .arg(state)
+        .args(["--format", "json", "--output"])
+        .arg(report)
+        .args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -140,30 +152,57 @@ fn url_path(u: &str) -> String {
 
 /// The manifest entry a finding is about (planted.json's "matching" rule), if any.
 fn entry_of<'a>(f: &Value, entries: &'a [Value]) -> Option<&'a Value> {
-    let cwes: Vec<u64> = f["cwe"].as_array().into_iter().flatten().filter_map(Value::as_u64).collect();
+    let cwes: Vec<u64> = f["cwe"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_u64)
+        .collect();
     let path = url_path(f["url"].as_str().unwrap_or_default());
     let mut best: Option<(&Value, usize)> = None;
     for e in entries {
-        let ecwe: Vec<u64> = e["cwe"].as_array().into_iter().flatten().filter_map(Value::as_u64).collect();
+        let ecwe: Vec<u64> = e["cwe"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_u64)
+            .collect();
         if !cwes.iter().any(|c| ecwe.contains(c)) {
             continue;
         }
         let mut paths = vec![e["path"].as_str().unwrap_or_default().to_owned()];
-        paths.extend(e["also_paths"].as_array().into_iter().flatten().filter_map(|p| p.as_str().map(str::to_owned)));
+        paths.extend(
+            e["also_paths"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.as_str().map(str::to_owned)),
+        );
         if !paths.iter().any(|p| glob(p, &path)) {
             continue;
         }
         if let Some(param) = e["parameter"].as_str() {
-            let fp = f["parameter"].as_str().unwrap_or_default().to_ascii_lowercase();
+            let fp = f["parameter"]
+                .as_str()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
             let pl = param.to_ascii_lowercase();
             let loose = matches!(e["location"].as_str(), Some("cookie" | "header"))
-                && (f["title"].as_str().unwrap_or_default().to_ascii_lowercase().contains(&pl)
+                && (f["title"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase()
+                    .contains(&pl)
                     || f["evidence"].to_string().to_ascii_lowercase().contains(&pl));
             if fp != pl && !loose {
                 continue;
             }
         }
-        let lit = e["path"].as_str().unwrap_or_default().replace('*', "").len();
+        let lit = e["path"]
+            .as_str()
+            .unwrap_or_default()
+            .replace('*', "")
+            .len();
         if best.is_none_or(|(_, l)| lit > l) {
             best = Some((e, lit));
         }
@@ -173,7 +212,11 @@ fn entry_of<'a>(f: &Value, entries: &'a [Value]) -> Option<&'a Value> {
 
 #[test]
 fn vulnapp_every_planted_vulnerability_and_no_look_alike() {
-    let app = App::start("vulnapp.py", &["--password-env", "WEBSCAN_TEST_PW"], &[("WEBSCAN_TEST_PW", "s3cret-test")]);
+    let app = App::start(
+        "vulnapp.py",
+        &["--password-env", "WEBSCAN_TEST_PW"],
+        &[("WEBSCAN_TEST_PW", "s3cret-test")],
+    );
     let manifest: Value = serde_json::from_slice(
         &std::fs::read(root().join("webscan/testapp/planted.json")).unwrap_or_default(),
     )
@@ -186,21 +229,51 @@ fn vulnapp_every_planted_vulnerability_and_no_look_alike() {
     let run = picket(
         &dir.path().join("state"),
         &report,
-        &["--fail-on", "high", "scan", "web", &app.url(), "--login-url", "/login", "--username", "alice",
-          "--password-env", "WEBSCAN_TEST_PW", "--max-requests", &max_requests.to_string(), "--max-rps", "400"],
+        &[
+            "--fail-on",
+            "high",
+            "scan",
+            "web",
+            &app.url(),
+            "--login-url",
+            "/login",
+            "--username",
+            "alice",
+            "--password-env",
+            "WEBSCAN_TEST_PW",
+            "--max-requests",
+            &max_requests.to_string(),
+            "--max-rps",
+            "400",
+        ],
         &[("WEBSCAN_TEST_PW", "s3cret-test")],
     );
     let stats = app.admin("GET", "/stats");
     // --fail-on high with high findings: exit 1, report written.
     assert_eq!(run.out.status.code(), Some(1), "{}", stderr(&run));
-    let findings = run.report["findings"].as_array().cloned().unwrap_or_default();
+    let findings = run.report["findings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let mut found = std::collections::BTreeSet::new();
     let mut false_positives = Vec::new();
     for f in &findings {
-        for key in ["id", "title", "severity", "cwe", "url", "method", "parameter", "evidence"] {
+        for key in [
+            "id",
+            "title",
+            "severity",
+            "cwe",
+            "url",
+            "method",
+            "parameter",
+            "evidence",
+        ] {
             assert!(f.get(key).is_some(), "finding without {key}: {f}");
         }
-        assert!(f["evidence"]["request"].is_string() && f["evidence"]["response_excerpt"].is_string(), "{f}");
+        assert!(
+            f["evidence"]["request"].is_string() && f["evidence"]["response_excerpt"].is_string(),
+            "{f}"
+        );
         if let Some(e) = entry_of(f, &entries) {
             if e["planted"] == Value::Bool(true) {
                 found.insert(e["id"].as_str().unwrap_or_default().to_owned());
@@ -216,16 +289,31 @@ fn vulnapp_every_planted_vulnerability_and_no_look_alike() {
         .filter(|id| !found.contains(*id))
         .collect();
     assert!(missed.is_empty(), "planted but not reported: {missed:?}");
-    assert!(false_positives.is_empty(), "look-alikes reported: {false_positives:?}");
+    assert!(
+        false_positives.is_empty(),
+        "look-alikes reported: {false_positives:?}"
+    );
     // Requests as the server counted them: within the budget, and what picket says it sent.
     let served = stats["requests"].as_u64().unwrap_or(u64::MAX);
     let sent = run.report["stats"]["requests"].as_u64().unwrap_or(0);
-    assert!(served <= max_requests, "server counted {served} > --max-requests {max_requests}");
-    assert!(served <= sent, "server counted {served}, picket says it sent {sent}");
+    assert!(
+        served <= max_requests,
+        "server counted {served} > --max-requests {max_requests}"
+    );
+    assert!(
+        served <= sent,
+        "server counted {served}, picket says it sent {sent}"
+    );
     // The app ends a session after 300 requests: the scan must have logged in again.
-    assert!(stats["logins"].as_u64().unwrap_or(0) >= 2, "logins: {stats}");
+    assert!(
+        stats["logins"].as_u64().unwrap_or(0) >= 2,
+        "logins: {stats}"
+    );
     assert!(run.report["stats"]["relogins"].as_u64().unwrap_or(0) >= 1);
-    assert!(stats["max_in_window"].as_u64().unwrap_or(u64::MAX) <= 400, "{stats}");
+    assert!(
+        stats["max_in_window"].as_u64().unwrap_or(u64::MAX) <= 400,
+        "{stats}"
+    );
     eprintln!(
         "vulnapp: {} planted found, {} findings, {served} requests at the server, {:.1} s",
         found.len(),
@@ -241,7 +329,8 @@ fn vulnapp_every_planted_vulnerability_and_no_look_alike() {
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(show.status.code(), Some(0));
-    let sarif: Value = serde_json::from_slice(&show.stdout).unwrap_or_else(|e| panic!("sarif: {e}"));
+    let sarif: Value =
+        serde_json::from_slice(&show.stdout).unwrap_or_else(|e| panic!("sarif: {e}"));
     let results = sarif["runs"][0]["results"].as_array().map_or(0, Vec::len);
     assert_eq!(results, findings.len());
     assert!(sarif["runs"][0]["tool"]["driver"]["rules"]
@@ -262,8 +351,13 @@ fn a_small_request_budget_is_never_exceeded() {
         &[],
     );
     assert_eq!(run.out.status.code(), Some(0), "{}", stderr(&run));
-    let served = app.admin("GET", "/stats")["requests"].as_u64().unwrap_or(u64::MAX);
-    assert!(served <= 150, "server counted {served} requests for --max-requests 150");
+    let served = app.admin("GET", "/stats")["requests"]
+        .as_u64()
+        .unwrap_or(u64::MAX);
+    assert!(
+        served <= 150,
+        "server counted {served} requests for --max-requests 150"
+    );
     assert!(served >= 100, "the budget should have been used: {served}");
     let warnings = run.report["warnings"].to_string();
     assert!(warnings.contains("request budget"), "{warnings}");
@@ -276,15 +370,29 @@ fn bigapp_is_crawled_at_max_rps_50_measured_at_the_server() {
     let run = picket(
         &dir.path().join("state"),
         &dir.path().join("r.json"),
-        &["scan", "web", &app.url(), "--max-rps", "50", "--max-pages", "400"],
+        &[
+            "scan",
+            "web",
+            &app.url(),
+            "--max-rps",
+            "50",
+            "--max-pages",
+            "400",
+        ],
         &[],
     );
     assert_eq!(run.out.status.code(), Some(0), "{}", stderr(&run));
     let stats = app.admin("GET", "/stats");
     let max = stats["max_in_window"].as_u64().unwrap_or(u64::MAX);
     let served = stats["requests"].as_u64().unwrap_or(0);
-    assert!(max <= 50, "{max} requests in one second at --max-rps 50: {stats}");
-    let pages = run.report["web"]["pages"].as_array().cloned().unwrap_or_default();
+    assert!(
+        max <= 50,
+        "{max} requests in one second at --max-rps 50: {stats}"
+    );
+    let pages = run.report["web"]["pages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let crawled = pages
         .iter()
         .filter_map(Value::as_str)
@@ -292,8 +400,15 @@ fn bigapp_is_crawled_at_max_rps_50_measured_at_the_server() {
         .count();
     assert!(crawled >= 200, "only {crawled} of the 200 pages crawled");
     // At 50 per second the scan cannot be faster than its request count allows.
-    assert!(run.wall.as_secs_f64() >= (served as f64 - 50.0) / 50.0, "{served} requests in {:?}", run.wall);
-    eprintln!("bigapp: {served} requests, max {max} in a second, {:.1} s", run.wall.as_secs_f64());
+    assert!(
+        run.wall.as_secs_f64() >= (served as f64 - 50.0) / 50.0,
+        "{served} requests in {:?}",
+        run.wall
+    );
+    eprintln!(
+        "bigapp: {served} requests, max {max} in a second, {:.1} s",
+        run.wall.as_secs_f64()
+    );
 }
 
 #[test]
@@ -303,8 +418,23 @@ fn hostile_server_ends_bounded_with_warnings_and_no_panic() {
     let report = dir.path().join("r.json");
     let mut cmd = Command::new("/usr/bin/time");
     cmd.args(["-f", "%M"]).arg(env!("CARGO_BIN_EXE_picket"));
-    cmd.arg("--state-dir").arg(dir.path().join("state")).args(["--format", "json", "--output"]).arg(&report);
-    cmd.args(["scan", "web", &app.url(), "--timeout", "3", "--scan-timeout", "90", "--max-requests", "2000", "--max-pages", "300"]);
+    cmd.arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .args(["--format", "json", "--output"])
+        .arg(&report);
+    cmd.args([
+        "scan",
+        "web",
+        &app.url(),
+        "--timeout",
+        "3",
+        "--scan-timeout",
+        "90",
+        "--max-requests",
+        "2000",
+        "--max-pages",
+        "300",
+    ]);
     let started = Instant::now();
     let out = cmd.output().unwrap_or_else(|e| panic!("{e}"));
     let wall = started.elapsed();
@@ -312,11 +442,21 @@ fn hostile_server_ends_bounded_with_warnings_and_no_panic() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     assert!(wall < Duration::from_secs(90), "took {wall:?}");
-    let rss_kb: u64 = err.lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or(u64::MAX);
+    let rss_kb: u64 = err
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(u64::MAX);
     assert!(rss_kb < 300 * 1024, "peak RSS {rss_kb} kB");
-    let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap_or_default()).unwrap_or(Value::Null);
+    let r: Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap_or_default()).unwrap_or(Value::Null);
     let warnings = r["warnings"].to_string();
-    let pages: Vec<String> = r["web"]["pages"].as_array().into_iter().flatten().filter_map(|p| p.as_str().map(url_path)).collect();
+    let pages: Vec<String> = r["web"]["pages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str().map(url_path))
+        .collect();
     // Each behaviour ends as an error (a warning naming the URL) or a page handled within caps.
     for (path, expect_warning) in [
         ("/endless", true),
@@ -333,18 +473,32 @@ fn hostile_server_ends_bounded_with_warnings_and_no_panic() {
         ("/lying-length", false),
         ("/gzip-bomb", false),
     ] {
-        let warned = warnings.contains(&format!("{path}:")) || warnings.contains(&format!("{path}\""));
+        let warned =
+            warnings.contains(&format!("{path}:")) || warnings.contains(&format!("{path}\""));
         let fetched = pages.iter().any(|p| p == path);
-        assert!(warned || fetched, "{path}: neither fetched nor warned about\n{warnings}");
+        assert!(
+            warned || fetched,
+            "{path}: neither fetched nor warned about\n{warnings}"
+        );
         if expect_warning {
             assert!(warned, "{path}: no warning\n{warnings}");
         }
     }
     // Links inside the hostile pages were still found: under 100k nested divs, around bad UTF-8.
-    assert!(pages.iter().any(|p| p == "/nested-bottom"), "deep link not followed: {pages:?}");
-    let chain = pages.iter().filter(|p| p.starts_with("/redirect-chain/")).count();
+    assert!(
+        pages.iter().any(|p| p == "/nested-bottom"),
+        "deep link not followed: {pages:?}"
+    );
+    let chain = pages
+        .iter()
+        .filter(|p| p.starts_with("/redirect-chain/"))
+        .count();
     assert!(chain <= 12, "redirect chain followed {chain} times");
-    eprintln!("hostile: {:.1} s, peak RSS {} MB", wall.as_secs_f64(), rss_kb / 1024);
+    eprintln!(
+        "hostile: {:.1} s, peak RSS {} MB",
+        wall.as_secs_f64(),
+        rss_kb / 1024
+    );
 }
 
 #[test]
@@ -352,15 +506,56 @@ fn bad_input_exits_2_naming_it() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     for (args, needle) in [
         (vec!["scan", "web", "ftp://127.0.0.1/"], "ftp://127.0.0.1/"),
-        (vec!["scan", "web", "http://127.0.0.1:9/", "--login-url", "/login", "--username", "a", "--password-env", "PICKET_TEST_UNSET_VAR"], "PICKET_TEST_UNSET_VAR"),
-        (vec!["scan", "web", "http://127.0.0.1:9/", "--header", "bad header"], "bad header"),
-        (vec!["scan", "web", "http://127.0.0.1:9/", "--openapi", "/nonexistent/openapi.json"], "/nonexistent/openapi.json"),
+        (
+            vec![
+                "scan",
+                "web",
+                "http://127.0.0.1:9/",
+                "--login-url",
+                "/login",
+                "--username",
+                "a",
+                "--password-env",
+                "PICKET_TEST_UNSET_VAR",
+            ],
+            "PICKET_TEST_UNSET_VAR",
+        ),
+        (
+            vec![
+                "scan",
+                "web",
+                "http://127.0.0.1:9/",
+                "--header",
+                "bad header",
+            ],
+            "bad header",
+        ),
+        (
+            vec![
+                "scan",
+                "web",
+                "http://127.0.0.1:9/",
+                "--openapi",
+                "/nonexistent/openapi.json",
+            ],
+            "/nonexistent/openapi.json",
+        ),
     ] {
-        let run = picket(&dir.path().join("state"), &dir.path().join("r.json"), &args, &[]);
+        let run = picket(
+            &dir.path().join("state"),
+            &dir.path().join("r.json"),
+            &args,
+            &[],
+        );
         assert_eq!(run.out.status.code(), Some(2), "{args:?}: {}", stderr(&run));
         assert!(stderr(&run).contains(needle), "{args:?}: {}", stderr(&run));
     }
     // Nothing listens on port 9 of loopback: a runtime failure.
-    let run = picket(&dir.path().join("state"), &dir.path().join("r.json"), &["scan", "web", "http://127.0.0.1:9/"], &[]);
+    let run = picket(
+        &dir.path().join("state"),
+        &dir.path().join("r.json"),
+        &["scan", "web", "http://127.0.0.1:9/"],
+        &[],
+    );
     assert_eq!(run.out.status.code(), Some(3), "{}", stderr(&run));
 }

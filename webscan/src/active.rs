@@ -41,7 +41,10 @@ pub struct Marker {
 
 /// A fresh lower-case alphanumeric token (markup names are lower-cased by the parser).
 fn token() -> String {
-    format!("pkt{:010x}", rand::thread_rng().gen::<u64>() & 0xff_ffff_ffff)
+    format!(
+        "pkt{:010x}",
+        rand::thread_rng().gen::<u64>() & 0xff_ffff_ffff
+    )
 }
 
 fn num(lo: u32, hi: u32) -> u32 {
@@ -187,7 +190,14 @@ impl PointRun<'_> {
         }
     }
 
-    fn report(&self, class: &Class, probe: &Probe, needle: Option<&str>, headers: &[&str], detail: &str) {
+    fn report(
+        &self,
+        class: &Class,
+        probe: &Probe,
+        needle: Option<&str>,
+        headers: &[&str],
+        detail: &str,
+    ) {
         let ep = &self.p.endpoint;
         let ev = WebEvidence {
             request: request_text(&self.ctx.client, &probe.request),
@@ -244,7 +254,9 @@ fn reflection(resp: &Response, tok: &str) -> Reflection {
                 for (k, v) in attrs {
                     if v.contains(tok) {
                         r.attr = true;
-                        if matches!(k.as_str(), "href" | "src" | "action" | "formaction") && v.starts_with(tok) {
+                        if matches!(k.as_str(), "href" | "src" | "action" | "formaction")
+                            && v.starts_with(tok)
+                        {
                             r.url_attr_start = true;
                         }
                         if k.starts_with("on") {
@@ -273,19 +285,24 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, site: &Site) -> u64 {
     points.extend(header_and_cookie_points(ctx, site).await);
     let n = points.len() as u64;
     tracing::info!("active checks: {n} injection points");
-    let mut bases: std::collections::HashMap<(usize, bool), BaseCell> = std::collections::HashMap::new();
+    let mut bases: std::collections::HashMap<(usize, bool), BaseCell> =
+        std::collections::HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
-    let mut it = points.into_iter().map(|p| {
-        // Header and cookie points change the request itself; they get their own baseline.
-        let shared = !matches!(p.location, Location::Header | Location::Cookie);
-        let key = (Arc::as_ptr(&p.endpoint) as usize, shared);
-        let cell = if shared {
-            bases.entry(key).or_default().clone()
-        } else {
-            BaseCell::default()
-        };
-        (p, cell)
-    }).collect::<Vec<_>>().into_iter();
+    let mut it = points
+        .into_iter()
+        .map(|p| {
+            // Header and cookie points change the request itself; they get their own baseline.
+            let shared = !matches!(p.location, Location::Header | Location::Cookie);
+            let key = (Arc::as_ptr(&p.endpoint) as usize, shared);
+            let cell = if shared {
+                bases.entry(key).or_default().clone()
+            } else {
+                BaseCell::default()
+            };
+            (p, cell)
+        })
+        .collect::<Vec<_>>()
+        .into_iter();
     let width = ctx.cfg.concurrency.max(1) * 2;
     loop {
         while tasks.len() < width {
@@ -300,7 +317,10 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, site: &Site) -> u64 {
             break;
         }
     }
-    tracing::info!("active checks done ({} requests so far); reading pages again for stored XSS", ctx.client.sent());
+    tracing::info!(
+        "active checks done ({} requests so far); reading pages again for stored XSS",
+        ctx.client.sent()
+    );
     stored_xss(ctx, site).await;
     late_callbacks(ctx).await;
     n
@@ -350,14 +370,24 @@ async fn header_and_cookie_points(ctx: &Arc<Ctx>, site: &Site) -> Vec<Point> {
         let c = ctx.clone();
         tasks.spawn(async move {
             let mut req = Request::get(page.clone());
-            let toks: Vec<(String, String)> = c.cfg.inject_headers.iter().map(|h| (h.clone(), token())).collect();
+            let toks: Vec<(String, String)> = c
+                .cfg
+                .inject_headers
+                .iter()
+                .map(|h| (h.clone(), token()))
+                .collect();
             for (h, t) in &toks {
                 req.headers.push((h.clone(), t.clone()));
             }
-            let Ok(resp) = c.send(&req).await else { return Vec::new() };
+            let Ok(resp) = c.send(&req).await else {
+                return Vec::new();
+            };
             let text = resp.text();
             toks.into_iter()
-                .filter(|(_, t)| text.contains(t.as_str()) || resp.headers.iter().any(|(_, v)| v.contains(t.as_str())))
+                .filter(|(_, t)| {
+                    text.contains(t.as_str())
+                        || resp.headers.iter().any(|(_, v)| v.contains(t.as_str()))
+                })
                 .map(|(h, _)| Point {
                     endpoint: Arc::new(Endpoint {
                         method: "GET".into(),
@@ -368,7 +398,11 @@ async fn header_and_cookie_points(ctx: &Arc<Ctx>, site: &Site) -> Vec<Point> {
                     }),
                     location: Location::Header,
                     name: h.clone(),
-                    original: if h.eq_ignore_ascii_case("user-agent") { crate::USER_AGENT.into() } else { "picket.example".into() },
+                    original: if h.eq_ignore_ascii_case("user-agent") {
+                        crate::USER_AGENT.into()
+                    } else {
+                        "picket.example".into()
+                    },
                 })
                 .collect()
         });
@@ -393,7 +427,9 @@ async fn test_point(ctx: &Arc<Ctx>, p: &Point, base: BaseCell) {
     let header_like = matches!(p.location, Location::Header);
     let run = PointRun { ctx, p, base };
     let tok = token();
-    let Some(probe) = run.send(&tok).await else { return };
+    let Some(probe) = run.send(&tok).await else {
+        return;
+    };
     let refl = reflection(&probe.resp, &tok);
     let name = p.name.to_ascii_lowercase();
     let path_like = p.location == Location::Path;
@@ -402,9 +438,13 @@ async fn test_point(ctx: &Arc<Ctx>, p: &Point, base: BaseCell) {
     if refl.header {
         crlf(&run).await;
     }
-    let urlish = ["url", "uri", "link", "redirect", "next", "return", "goto", "dest", "continue", "target", "callback", "webhook", "feed", "site", "src", "image", "img", "proxy", "fetch", "endpoint", "host"]
-        .iter()
-        .any(|k| name.contains(k))
+    let urlish = [
+        "url", "uri", "link", "redirect", "next", "return", "goto", "dest", "continue", "target",
+        "callback", "webhook", "feed", "site", "src", "image", "img", "proxy", "fetch", "endpoint",
+        "host",
+    ]
+    .iter()
+    .any(|k| name.contains(k))
         || p.original.contains("://")
         || p.original.starts_with('/') && !path_like;
     if refl.location || urlish {
@@ -413,7 +453,9 @@ async fn test_point(ctx: &Arc<Ctx>, p: &Point, base: BaseCell) {
     if urlish || p.original.contains("://") {
         ssrf(&run).await;
     }
-    let xmlish = p.location == Location::Body || p.original.trim_start().starts_with('<') || name.contains("xml");
+    let xmlish = p.location == Location::Body
+        || p.original.trim_start().starts_with('<')
+        || name.contains("xml");
     if xmlish {
         xxe(&run).await;
     }
@@ -429,7 +471,11 @@ async fn test_point(ctx: &Arc<Ctx>, p: &Point, base: BaseCell) {
         sqli_time(&run).await;
     }
     traversal(&run).await;
-    if refl.text || refl.attr || refl.script || !run.base.is_html() && run.base.text().contains(&p.original) {
+    if refl.text
+        || refl.attr
+        || refl.script
+        || !run.base.is_html() && run.base.text().contains(&p.original)
+    {
         ssti(&run).await;
     }
     if !cmdi_output(&run).await {
@@ -474,17 +520,33 @@ async fn xss(run: &PointRun<'_>, refl: &Reflection) {
             point: run.p.clone(),
             payload: payload.clone(),
         });
-        let Some(probe) = run.send(&payload).await else { continue };
+        let Some(probe) = run.send(&payload).await else {
+            continue;
+        };
         let html = probe.resp.text();
-        let ctxs = if probe.resp.is_html() { marker_contexts(&html, &tok) } else { Vec::new() };
+        let ctxs = if probe.resp.is_html() {
+            marker_contexts(&html, &tok)
+        } else {
+            Vec::new()
+        };
         if let Some(c) = ctxs.first() {
             let detail = match c {
                 MarkerContext::Element(_) => "HTML element injected".to_owned(),
-                MarkerContext::Attribute { element, .. } => format!("attribute injected into <{element}>"),
-                MarkerContext::JavascriptUrl { element, attribute } => format!("script URL in <{element} {attribute}>"),
+                MarkerContext::Attribute { element, .. } => {
+                    format!("attribute injected into <{element}>")
+                }
+                MarkerContext::JavascriptUrl { element, attribute } => {
+                    format!("script URL in <{element} {attribute}>")
+                }
                 MarkerContext::ScriptCode => "code injected into a script".to_owned(),
             };
-            run.report(&finding::XSS_REFLECTED, &probe, Some(&tok), &["content-type"], &detail);
+            run.report(
+                &finding::XSS_REFLECTED,
+                &probe,
+                Some(&tok),
+                &["content-type"],
+                &detail,
+            );
             return;
         }
     }
@@ -499,7 +561,9 @@ async fn stored_xss(ctx: &Arc<Ctx>, site: &Site) {
     for page in site.html_pages.iter().take(200).cloned() {
         let c = ctx.clone();
         tasks.spawn(async move {
-            let Ok(resp) = c.send(&Request::get(page.clone())).await else { return None };
+            let Ok(resp) = c.send(&Request::get(page.clone())).await else {
+                return None;
+            };
             Some((page, resp))
         });
     }
@@ -518,8 +582,20 @@ async fn stored_xss(ctx: &Arc<Ctx>, site: &Site) {
             }
             let p = &m.point;
             let ep = &p.endpoint;
-            let reflected_id = finding::stable_id(&finding::XSS_REFLECTED, &ep.method, &ep.url, Some(&p.name), Some(p.location));
-            let stored_id = finding::stable_id(&finding::XSS_STORED, &ep.method, &ep.url, Some(&p.name), Some(p.location));
+            let reflected_id = finding::stable_id(
+                &finding::XSS_REFLECTED,
+                &ep.method,
+                &ep.url,
+                Some(&p.name),
+                Some(p.location),
+            );
+            let stored_id = finding::stable_id(
+                &finding::XSS_STORED,
+                &ep.method,
+                &ep.url,
+                Some(&p.name),
+                Some(p.location),
+            );
             if ctx.has(&stored_id) {
                 continue;
             }
@@ -527,10 +603,23 @@ async fn stored_xss(ctx: &Arc<Ctx>, site: &Site) {
             ctx.remove(&reflected_id);
             let req = p.request(&m.payload);
             let ev = WebEvidence {
-                request: format!("{}\n--- then ---\nGET {}", request_text(&ctx.client, &req), page),
+                request: format!(
+                    "{}\n--- then ---\nGET {}",
+                    request_text(&ctx.client, &req),
+                    page
+                ),
                 response_excerpt: excerpt(&resp, &["content-type"], Some(&m.token)),
             };
-            ctx.add(make(&finding::XSS_STORED, &ep.url, &ep.method, Some(&p.name), Some(p.location), ev, &format!("shown on {}", page.path()), Vec::new()));
+            ctx.add(make(
+                &finding::XSS_STORED,
+                &ep.url,
+                &ep.method,
+                Some(&p.name),
+                Some(p.location),
+                ev,
+                &format!("shown on {}", page.path()),
+                Vec::new(),
+            ));
         }
     }
 }
@@ -544,18 +633,32 @@ async fn sqli_error(run: &PointRun<'_>) -> bool {
     }
     let o = &run.p.original;
     for q in ["'", "\""] {
-        let Some(bad) = run.send(&format!("{o}{q}")).await else { continue };
-        let Some(err) = sql_error(&bad.resp.text()) else { continue };
+        let Some(bad) = run.send(&format!("{o}{q}")).await else {
+            continue;
+        };
+        let Some(err) = sql_error(&bad.resp.text()) else {
+            continue;
+        };
         // Confirmation: the balanced quote makes the error go away, the odd one brings it back.
-        let Some(balanced) = run.send(&format!("{o}{q}{q}")).await else { continue };
+        let Some(balanced) = run.send(&format!("{o}{q}{q}")).await else {
+            continue;
+        };
         if sql_error(&balanced.resp.text()).is_some() {
             continue;
         }
-        let Some(again) = run.send(&format!("{o}{q}")).await else { continue };
+        let Some(again) = run.send(&format!("{o}{q}")).await else {
+            continue;
+        };
         if sql_error(&again.resp.text()).is_none() {
             continue;
         }
-        run.report(&finding::SQLI, &bad, Some(&err), &["content-type"], "database error on an unbalanced quote");
+        run.report(
+            &finding::SQLI,
+            &bad,
+            Some(&err),
+            &["content-type"],
+            "database error on an unbalanced quote",
+        );
         return true;
     }
     false
@@ -567,28 +670,59 @@ async fn sqli_boolean(run: &PointRun<'_>) -> bool {
     // (true, false, true again, false again); the second pair differs in form from the first.
     let mut families: Vec<[String; 4]> = Vec::new();
     if numeric {
-        families.push([format!("{o} AND 1=1"), format!("{o} AND 1=2"), format!("{o} AND 5>2"), format!("{o} AND 2>5")]);
+        families.push([
+            format!("{o} AND 1=1"),
+            format!("{o} AND 1=2"),
+            format!("{o} AND 5>2"),
+            format!("{o} AND 2>5"),
+        ]);
     }
-    families.push([format!("{o}' AND '1'='1"), format!("{o}' AND '1'='2"), format!("{o}' AND 'b'>'a"), format!("{o}' AND 'a'>'b")]);
-    families.push([format!("{o}' AND 1=1-- -"), format!("{o}' AND 1=2-- -"), format!("{o}' AND 5>2-- -"), format!("{o}' AND 2>5-- -")]);
-    families.push([format!("{o}' OR '1'='1"), format!("{o}' OR '1'='2"), format!("{o}' OR 'b'>'a"), format!("{o}' OR 'a'>'b")]);
+    families.push([
+        format!("{o}' AND '1'='1"),
+        format!("{o}' AND '1'='2"),
+        format!("{o}' AND 'b'>'a"),
+        format!("{o}' AND 'a'>'b"),
+    ]);
+    families.push([
+        format!("{o}' AND 1=1-- -"),
+        format!("{o}' AND 1=2-- -"),
+        format!("{o}' AND 5>2-- -"),
+        format!("{o}' AND 2>5-- -"),
+    ]);
+    families.push([
+        format!("{o}' OR '1'='1"),
+        format!("{o}' OR '1'='2"),
+        format!("{o}' OR 'b'>'a"),
+        format!("{o}' OR 'a'>'b"),
+    ]);
     let base = word_bag(&run.base, &o);
     for (i, fam) in families.iter().enumerate() {
         let is_or = i == families.len() - 1;
-        let Some(t1) = run.send(&fam[0]).await else { continue };
+        let Some(t1) = run.send(&fam[0]).await else {
+            continue;
+        };
         let bt1 = word_bag(&t1.resp, &fam[0]);
-        if !is_or && !diff(&bt1, &base).iter().all(|w| w.starts_with("pkt")) && diff(&bt1, &base).len() > 2 {
+        if !is_or
+            && !diff(&bt1, &base).iter().all(|w| w.starts_with("pkt"))
+            && diff(&bt1, &base).len() > 2
+        {
             // The true condition must leave the page as it was (noise aside, checked below).
             continue;
         }
-        let Some(f1) = run.send(&fam[1]).await else { continue };
+        let Some(f1) = run.send(&fam[1]).await else {
+            continue;
+        };
         let bf1 = word_bag(&f1.resp, &fam[1]);
         let d1 = diff(&bt1, &bf1);
         if d1.is_empty() {
             continue;
         }
-        let Some(t2) = run.send(&fam[2]).await else { continue };
-        let Some(f2) = run.send(&fam[3]).await else { continue };
+        let Some(t2) = run.send(&fam[2]).await else {
+            continue;
+        };
+        let Some(f2) = run.send(&fam[3]).await else {
+            continue;
+        };
         let bt2 = word_bag(&t2.resp, &fam[2]);
         let bf2 = word_bag(&f2.resp, &fam[3]);
         // Words that change between equivalent requests are noise (tokens, times, counters).
@@ -600,7 +734,8 @@ async fn sqli_boolean(run: &PointRun<'_>) -> bool {
         }
         // The side that matches the original request must match it outside the noise too.
         let like_base = if is_or { &bf1 } else { &bt1 };
-        let vs_base: BTreeSet<String> = diff(like_base, &base).difference(&noise).cloned().collect();
+        let vs_base: BTreeSet<String> =
+            diff(like_base, &base).difference(&noise).cloned().collect();
         if vs_base.intersection(&s1).next().is_some() {
             continue;
         }
@@ -611,7 +746,12 @@ async fn sqli_boolean(run: &PointRun<'_>) -> bool {
             &t1,
             needle.as_deref(),
             &["content-type"],
-            &format!("boolean conditions change the page ({}; confirmed with {:?} / {:?})", words.join(" "), fam[2], fam[3]),
+            &format!(
+                "boolean conditions change the page ({}; confirmed with {:?} / {:?})",
+                words.join(" "),
+                fam[2],
+                fam[3]
+            ),
         );
         return true;
     }
@@ -623,7 +763,10 @@ fn delay_ok(measured: Duration, wanted: Duration) -> bool {
 }
 
 /// Sends `template` with `{d}` = d, 0 and 2d seconds; true when the delays follow.
-async fn time_confirmed(run: &PointRun<'_>, template: &str) -> Option<(Probe, Duration, Duration, Duration)> {
+async fn time_confirmed(
+    run: &PointRun<'_>,
+    template: &str,
+) -> Option<(Probe, Duration, Duration, Duration)> {
     let d = run.ctx.cfg.time_delay;
     if run.base.elapsed >= d / 2 {
         return None;
@@ -666,7 +809,13 @@ async fn sqli_time(run: &PointRun<'_>) -> bool {
                 t1.as_secs_f64(), t0.as_secs_f64(), t2.as_secs_f64(), run.base.elapsed.as_secs_f64()
             )
             .into_bytes();
-            run.report(&finding::SQLI, &probe, None, &[], "time-based (delays follow the injected sleep)");
+            run.report(
+                &finding::SQLI,
+                &probe,
+                None,
+                &[],
+                "time-based (delays follow the injected sleep)",
+            );
             return true;
         }
     }
@@ -685,17 +834,27 @@ async fn cmdi_output(run: &PointRun<'_>) -> bool {
     for (pre, post) in CMD_SEPARATORS {
         let (a, b) = (num(10_000, 99_999), num(10_000, 99_999));
         let payload = format!("{o}{pre}expr {a} + {b}{post}");
-        let Some(probe) = run.send(&payload).await else { continue };
+        let Some(probe) = run.send(&payload).await else {
+            continue;
+        };
         let sum = (a + b).to_string();
         if !probe.resp.text().contains(&sum) || base.contains(&sum) {
             continue;
         }
         let (c, d) = (num(10_000, 99_999), num(10_000, 99_999));
-        let Some(confirm) = run.send(&format!("{o}{pre}expr {c} + {d}{post}")).await else { continue };
+        let Some(confirm) = run.send(&format!("{o}{pre}expr {c} + {d}{post}")).await else {
+            continue;
+        };
         if !confirm.resp.text().contains(&(c + d).to_string()) {
             continue;
         }
-        run.report(&finding::CMDI, &probe, Some(&sum), &["content-type"], &format!("`expr {a} + {b}` was run ({sum} in the answer)"));
+        run.report(
+            &finding::CMDI,
+            &probe,
+            Some(&sum),
+            &["content-type"],
+            &format!("`expr {a} + {b}` was run ({sum} in the answer)"),
+        );
         return true;
     }
     false
@@ -711,7 +870,13 @@ async fn cmdi_time(run: &PointRun<'_>) -> bool {
                 t1.as_secs_f64(), t0.as_secs_f64(), t2.as_secs_f64(), run.base.elapsed.as_secs_f64()
             )
             .into_bytes();
-            run.report(&finding::CMDI, &probe, None, &[], "time-based (`sleep` delays follow)");
+            run.report(
+                &finding::CMDI,
+                &probe,
+                None,
+                &[],
+                "time-based (`sleep` delays follow)",
+            );
             return true;
         }
     }
@@ -728,15 +893,26 @@ async fn traversal(run: &PointRun<'_>) {
     let mut tries: Vec<(String, PathEncoding)> = vec![
         (format!("{deep}/etc/passwd"), PathEncoding::Encoded),
         ("/etc/passwd".to_owned(), PathEncoding::Encoded),
-        (format!("{}/etc/passwd", "....//".repeat(10).trim_end_matches('/')), PathEncoding::Encoded),
+        (
+            format!("{}/etc/passwd", "....//".repeat(10).trim_end_matches('/')),
+            PathEncoding::Encoded,
+        ),
     ];
     if run.p.location == Location::Path {
         tries.push((format!("{deep}/etc/passwd"), PathEncoding::Raw));
     }
     for (payload, enc) in tries {
-        let Some(probe) = run.send_enc(&payload, enc).await else { continue };
+        let Some(probe) = run.send_enc(&payload, enc).await else {
+            continue;
+        };
         if let Some(line) = passwd(&probe.resp.text()) {
-            run.report(&finding::TRAVERSAL, &probe, Some(&line), &["content-type"], "/etc/passwd read");
+            run.report(
+                &finding::TRAVERSAL,
+                &probe,
+                Some(&line),
+                &["content-type"],
+                "/etc/passwd read",
+            );
             return;
         }
     }
@@ -747,16 +923,30 @@ async fn ssti(run: &PointRun<'_>) {
     for (open, close) in [("{{", "}}"), ("${", "}"), ("<%=", "%>"), ("#{", "}")] {
         let (a, b) = (num(1_000, 9_999), num(1_000, 9_999));
         let product = (u64::from(a) * u64::from(b)).to_string();
-        let Some(probe) = run.send(&format!("{open}{a}*{b}{close}")).await else { continue };
+        let Some(probe) = run.send(&format!("{open}{a}*{b}{close}")).await else {
+            continue;
+        };
         if !probe.resp.text().contains(&product) || base.contains(&product) {
             continue;
         }
         let (c, d) = (num(1_000, 9_999), num(1_000, 9_999));
-        let Some(confirm) = run.send(&format!("{open}{c}*{d}{close}")).await else { continue };
-        if !confirm.resp.text().contains(&(u64::from(c) * u64::from(d)).to_string()) {
+        let Some(confirm) = run.send(&format!("{open}{c}*{d}{close}")).await else {
+            continue;
+        };
+        if !confirm
+            .resp
+            .text()
+            .contains(&(u64::from(c) * u64::from(d)).to_string())
+        {
             continue;
         }
-        run.report(&finding::SSTI, &probe, Some(&product), &["content-type"], &format!("{open}{a}*{b}{close} evaluated to {product}"));
+        run.report(
+            &finding::SSTI,
+            &probe,
+            Some(&product),
+            &["content-type"],
+            &format!("{open}{a}*{b}{close} evaluated to {product}"),
+        );
         return;
     }
 }
@@ -767,18 +957,30 @@ async fn open_redirect(run: &PointRun<'_>) {
     for form in ["https://{h}/{t}", "//{h}/{t}", "/\\{h}/{t}"] {
         let t = token();
         let payload = form.replace("{h}", REDIRECT_HOST).replace("{t}", &t);
-        let Some(probe) = run.send(&payload).await else { continue };
-        let loc = probe
-            .resp
-            .header("location")
-            .or_else(|| probe.resp.header("refresh").and_then(|r| r.split_once('=').map(|x| x.1)));
+        let Some(probe) = run.send(&payload).await else {
+            continue;
+        };
+        let loc = probe.resp.header("location").or_else(|| {
+            probe
+                .resp
+                .header("refresh")
+                .and_then(|r| r.split_once('=').map(|x| x.1))
+        });
         let Some(loc) = loc else { continue };
         if !(300..400).contains(&probe.resp.status) && probe.resp.header("refresh").is_none() {
             continue;
         }
-        let Ok(target) = run.p.endpoint.url.join(loc.trim()) else { continue };
+        let Ok(target) = run.p.endpoint.url.join(loc.trim()) else {
+            continue;
+        };
         if target.host_str() == Some(REDIRECT_HOST) {
-            run.report(&finding::REDIRECT, &probe, None, &["location", "refresh"], &format!("redirects to {target}"));
+            run.report(
+                &finding::REDIRECT,
+                &probe,
+                None,
+                &["location", "refresh"],
+                &format!("redirects to {target}"),
+            );
             return;
         }
     }
@@ -788,14 +990,22 @@ async fn crlf(run: &PointRun<'_>) {
     let o = &run.p.original;
     for sep in ["\r\n", "\n", "\r"] {
         let t = token();
-        let Some(probe) = run.send(&format!("{o}{sep}Picket-Injected: {t}")).await else { continue };
+        let Some(probe) = run.send(&format!("{o}{sep}Picket-Injected: {t}")).await else {
+            continue;
+        };
         if probe
             .resp
             .headers
             .iter()
             .any(|(k, v)| k == "picket-injected" && v.contains(&t))
         {
-            run.report(&finding::CRLF, &probe, None, &["picket-injected", "set-cookie", "location"], "header Picket-Injected added to the response");
+            run.report(
+                &finding::CRLF,
+                &probe,
+                None,
+                &["picket-injected", "set-cookie", "location"],
+                "header Picket-Injected added to the response",
+            );
             return;
         }
     }
@@ -804,7 +1014,9 @@ async fn crlf(run: &PointRun<'_>) {
 // --- out of band -------------------------------------------------------------------------------
 
 async fn wait_hit(ctx: &Ctx, t: &str) -> bool {
-    let Some(cb) = &ctx.callback else { return false };
+    let Some(cb) = &ctx.callback else {
+        return false;
+    };
     for _ in 0..6 {
         if cb.hit(t).is_some() {
             return true;
@@ -818,11 +1030,23 @@ async fn ssrf(run: &PointRun<'_>) {
     let Some(cb) = &run.ctx.callback else { return };
     let t = token();
     let url = cb.url_for("ssrf", &t);
-    let Some(probe) = run.send(&url).await else { return };
+    let Some(probe) = run.send(&url).await else {
+        return;
+    };
     if wait_hit(run.ctx, &t).await {
         let inband = probe.resp.text().contains(&format!("picket-callback-{t}"));
-        let detail = if inband { "the target fetched our callback URL and showed its answer" } else { "the target fetched our callback URL (blind)" };
-        run.report(&finding::SSRF, &probe, inband.then_some(format!("picket-callback-{t}")).as_deref(), &["content-type"], detail);
+        let detail = if inband {
+            "the target fetched our callback URL and showed its answer"
+        } else {
+            "the target fetched our callback URL (blind)"
+        };
+        run.report(
+            &finding::SSRF,
+            &probe,
+            inband.then_some(format!("picket-callback-{t}")).as_deref(),
+            &["content-type"],
+            detail,
+        );
     } else {
         run.ctx.pending(t, run.p.clone(), url, &finding::SSRF);
     }
@@ -838,7 +1062,11 @@ pub fn xxe_document(sample: &str, system_id: &str) -> String {
         .unwrap_or(s);
     let root = body
         .strip_prefix('<')
-        .map(|r| r.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-' || *c == ':').collect::<String>())
+        .map(|r| {
+            r.chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-' || *c == ':')
+                .collect::<String>()
+        })
         .filter(|r| !r.is_empty());
     let doc = match root {
         Some(root) => {
@@ -866,19 +1094,35 @@ pub fn xxe_document(sample: &str, system_id: &str) -> String {
 
 async fn xxe(run: &PointRun<'_>) {
     let sample = &run.p.original;
-    let Some(probe) = run.send(&xxe_document(sample, "file:///etc/passwd")).await else { return };
+    let Some(probe) = run.send(&xxe_document(sample, "file:///etc/passwd")).await else {
+        return;
+    };
     if let Some(line) = passwd(&probe.resp.text()) {
         if passwd(&run.base.text()).is_none() {
-            run.report(&finding::XXE, &probe, Some(&line), &["content-type"], "external entity read /etc/passwd");
+            run.report(
+                &finding::XXE,
+                &probe,
+                Some(&line),
+                &["content-type"],
+                "external entity read /etc/passwd",
+            );
             return;
         }
     }
     let Some(cb) = &run.ctx.callback else { return };
     let t = token();
     let url = cb.url_for("xxe", &t);
-    let Some(probe) = run.send(&xxe_document(sample, &url)).await else { return };
+    let Some(probe) = run.send(&xxe_document(sample, &url)).await else {
+        return;
+    };
     if wait_hit(run.ctx, &t).await {
-        run.report(&finding::XXE, &probe, None, &["content-type"], "external entity fetched our callback URL");
+        run.report(
+            &finding::XXE,
+            &probe,
+            None,
+            &["content-type"],
+            "external entity fetched our callback URL",
+        );
     } else {
         run.ctx.pending(t, run.p.clone(), url, &finding::XXE);
     }
@@ -899,10 +1143,21 @@ async fn late_callbacks(ctx: &Arc<Ctx>) {
         let req = p.request(&url);
         let ev = WebEvidence {
             request: request_text(&ctx.client, &req),
-            response_excerpt: format!("callback listener received a request for {url} after the scan sent it"),
+            response_excerpt: format!(
+                "callback listener received a request for {url} after the scan sent it"
+            ),
         };
         let ep = &p.endpoint;
-        ctx.add(make(class, &ep.url, &ep.method, Some(&p.name), Some(p.location), ev, "the target fetched our callback URL (blind, delayed)", Vec::new()));
+        ctx.add(make(
+            class,
+            &ep.url,
+            &ep.method,
+            Some(&p.name),
+            Some(p.location),
+            ev,
+            "the target fetched our callback URL (blind, delayed)",
+            Vec::new(),
+        ));
     }
 }
 
@@ -913,7 +1168,10 @@ mod tests {
     #[test]
     fn xxe_documents_keep_the_sample_shape() {
         let d = xxe_document("<order><item>BK-001</item></order>", "file:///etc/passwd");
-        assert!(d.contains("<!DOCTYPE order [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>"), "{d}");
+        assert!(
+            d.contains("<!DOCTYPE order [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>"),
+            "{d}"
+        );
         assert!(d.ends_with("<order><item>&x;</item></order>"), "{d}");
         let g = xxe_document("", "http://cb/x");
         assert!(g.ends_with("<r>&x;</r>"));
@@ -930,9 +1188,18 @@ mod tests {
 
     #[test]
     fn word_bags_ignore_the_payload_echo() {
-        let r = |b: &str| Response { status: 200, headers: vec![], body: b.as_bytes().to_vec(), truncated: false, elapsed: Duration::ZERO };
+        let r = |b: &str| Response {
+            status: 200,
+            headers: vec![],
+            body: b.as_bytes().to_vec(),
+            truncated: false,
+            elapsed: Duration::ZERO,
+        };
         let a = word_bag(&r("You searched for 1 AND 1=1. Found: book"), "1 AND 1=1");
-        let b = word_bag(&r("You searched for 1 AND 2&gt;5. Found: book"), "1 AND 2>5");
+        let b = word_bag(
+            &r("You searched for 1 AND 2&gt;5. Found: book"),
+            "1 AND 2>5",
+        );
         assert!(diff(&a, &b).is_empty(), "{:?}", diff(&a, &b));
     }
 }

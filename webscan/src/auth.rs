@@ -29,7 +29,11 @@ pub struct Auth {
 }
 
 /// The values of a login form filled in.
-pub fn fill_login_form(form: &html::Form, username: &str, password: &str) -> Option<Vec<(String, String)>> {
+pub fn fill_login_form(
+    form: &html::Form,
+    username: &str,
+    password: &str,
+) -> Option<Vec<(String, String)>> {
     let pw_idx = form.fields.iter().position(|f| f.kind == "password")?;
     let user_idx = form.fields[..pw_idx]
         .iter()
@@ -37,7 +41,8 @@ pub fn fill_login_form(form: &html::Form, username: &str, password: &str) -> Opt
         .or_else(|| {
             form.fields.iter().position(|f| {
                 let n = f.name.to_ascii_lowercase();
-                f.kind != "password" && (n.contains("user") || n.contains("login") || n.contains("mail"))
+                f.kind != "password"
+                    && (n.contains("user") || n.contains("login") || n.contains("mail"))
             })
         });
     let mut out = Vec::new();
@@ -142,14 +147,21 @@ impl Auth {
                 "application/x-www-form-urlencoded".into(),
             ));
         }
-        let resp = ctx.client.send(&req).await.map_err(|e| fail(e.to_string()))?;
+        let resp = ctx
+            .client
+            .send(&req)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         let back_to_form = if (300..400).contains(&resp.status) {
             resp.header("location")
                 .and_then(|l| action.join(l).ok())
                 .is_some_and(|l| l.path() == self.url.path())
         } else {
             resp.status >= 400
-                || html::extract(&resp.text()).forms.iter().any(html::Form::has_password)
+                || html::extract(&resp.text())
+                    .forms
+                    .iter()
+                    .any(html::Form::has_password)
         };
         if back_to_form {
             return Err(fail(format!(

@@ -146,15 +146,24 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_with_a_token_is_recorded_and_answered() {
-        let cb = Callback::start("127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()), None)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let cb = Callback::start(
+            "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()),
+            None,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
         let url = cb.url_for("ssrf", "tok123");
         assert!(url.starts_with("http://127.0.0.1:"));
-        let mut s = tokio::net::TcpStream::connect(cb.addr).await.unwrap_or_else(|e| panic!("{e}"));
-        s.write_all(b"GET /ssrf/tok123 HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap_or_else(|e| panic!("{e}"));
+        let mut s = tokio::net::TcpStream::connect(cb.addr)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        s.write_all(b"GET /ssrf/tok123 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap_or_else(|e| panic!("{e}"));
+        s.read_to_string(&mut out)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(out.ends_with("picket-callback-tok123"), "{out}");
         assert!(cb.hit("tok123").is_some());
         assert!(cb.hit("other").is_none());

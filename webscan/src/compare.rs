@@ -64,6 +64,9 @@ mod tests {
         assert!(similarity("<p>3 results: x y z</p>", "<p>0 results</p>") < 0.5);
         assert!(similarity("", "") > 0.99);
         assert!(similarity("a b c d e f g h i j", "a b c d e f g h i k") > 0.8);
-        assert_eq!(without("you searched for abc'def", &["abc'def"]), "you searched for ");
+        assert_eq!(
+            without("you searched for abc'def", &["abc'def"]),
+            "you searched for "
+        );
     }
 }

@@ -84,7 +84,11 @@ enum Kind {
 
 /// A short description of an endpoint for the report.
 pub fn describe(e: &Arc<Endpoint>) -> String {
-    let names: Vec<String> = e.points().iter().map(|p| format!("{}:{}", p.location.as_str(), p.name)).collect();
+    let names: Vec<String> = e
+        .points()
+        .iter()
+        .map(|p| format!("{}:{}", p.location.as_str(), p.name))
+        .collect();
     format!("{} {} [{}]", e.method, e.url, names.join(", "))
 }
 
@@ -128,7 +132,10 @@ impl State {
     fn add_endpoint(&mut self, e: Endpoint) {
         let names: Vec<String> = match &e.body {
             Body::Form(f) | Body::Multipart(f) => f.iter().map(|(k, _)| k.clone()).collect(),
-            Body::Json(j) => j.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default(),
+            Body::Json(j) => j
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default(),
             Body::Xml(_) => vec!["(xml)".into()],
             Body::None => Vec::new(),
         };
@@ -161,11 +168,31 @@ fn value_segments(url: &Url) -> Vec<usize> {
         .filter(|(i, s)| {
             let numeric = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
             let file = *i == last && *i > 0 && s.contains('.') && {
-                let ext = s.rsplit('.').next().unwrap_or_default().to_ascii_lowercase();
+                let ext = s
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
                 !matches!(
                     ext.as_str(),
-                    "js" | "css" | "map" | "ico" | "woff" | "woff2" | "ttf" | "svg" | "png" | "jpg"
-                        | "jpeg" | "gif" | "webp" | "json" | "xml" | "php" | "asp" | "aspx" | "jsp"
+                    "js" | "css"
+                        | "map"
+                        | "ico"
+                        | "woff"
+                        | "woff2"
+                        | "ttf"
+                        | "svg"
+                        | "png"
+                        | "jpg"
+                        | "jpeg"
+                        | "gif"
+                        | "webp"
+                        | "json"
+                        | "xml"
+                        | "php"
+                        | "asp"
+                        | "aspx"
+                        | "jsp"
                 )
             };
             numeric || file
@@ -239,7 +266,12 @@ pub(crate) async fn crawl(ctx: &Arc<Ctx>, openapi_doc: Option<Value>) -> Site {
             Err(e) => ctx.warn(format!("crawl: {e}")),
         }
     }
-    tracing::info!("crawl: {} pages, {} endpoints, {} requests", st.site.pages.len(), st.site.endpoints.len(), ctx.client.sent());
+    tracing::info!(
+        "crawl: {} pages, {} endpoints, {} requests",
+        st.site.pages.len(),
+        st.site.endpoints.len(),
+        ctx.client.sent()
+    );
     if !st.frontier.is_empty() {
         ctx.warn(format!(
             "crawl stopped with {} URLs not fetched (page cap {}, request share {})",
@@ -266,7 +298,14 @@ async fn detect_soft404(ctx: &Ctx, start: &Url) {
     }
 }
 
-async fn process(ctx: &Arc<Ctx>, st: &mut State, url: &Url, depth: u32, kind: Kind, resp: &Response) {
+async fn process(
+    ctx: &Arc<Ctx>,
+    st: &mut State,
+    url: &Url,
+    depth: u32,
+    kind: Kind,
+    resp: &Response,
+) {
     st.site.pages.push(url.clone());
     crate::passive::on_response(ctx, url, resp).await;
     let segs = value_segments(url);
@@ -297,11 +336,16 @@ async fn process(ctx: &Arc<Ctx>, st: &mut State, url: &Url, depth: u32, kind: Ki
     }
     st.note_dir(url);
     let text = resp.text();
-    let ct = resp.header("content-type").unwrap_or_default().to_ascii_lowercase();
+    let ct = resp
+        .header("content-type")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     match kind {
         Kind::Robots => {
             for line in text.lines().take(10_000) {
-                let Some((k, v)) = line.split_once(':') else { continue };
+                let Some((k, v)) = line.split_once(':') else {
+                    continue;
+                };
                 let k = k.trim().to_ascii_lowercase();
                 let v = v.trim();
                 let target = match k.as_str() {
@@ -310,7 +354,11 @@ async fn process(ctx: &Arc<Ctx>, st: &mut State, url: &Url, depth: u32, kind: Ki
                     _ => None,
                 };
                 if let Some(t) = target {
-                    let kind = if k == "sitemap" { Kind::Sitemap } else { Kind::Page };
+                    let kind = if k == "sitemap" {
+                        Kind::Sitemap
+                    } else {
+                        Kind::Page
+                    };
                     st.enqueue(ctx, t, depth + 1, kind);
                 }
             }
@@ -324,7 +372,11 @@ async fn process(ctx: &Arc<Ctx>, st: &mut State, url: &Url, depth: u32, kind: Ki
                 let Some(j) = rest.find("</loc>") else { break };
                 let loc = rest[..j].trim().replace("&amp;", "&");
                 if let Some(u) = resolve(url, &loc) {
-                    let k = if u.path().ends_with(".xml") { Kind::Sitemap } else { Kind::Page };
+                    let k = if u.path().ends_with(".xml") {
+                        Kind::Sitemap
+                    } else {
+                        Kind::Page
+                    };
                     st.enqueue(ctx, u, depth + 1, k);
                 }
                 n += 1;
@@ -413,13 +465,24 @@ async fn process(ctx: &Arc<Ctx>, st: &mut State, url: &Url, depth: u32, kind: Ki
         let fields: Vec<(String, String)> = f
             .fields
             .iter()
-            .filter(|x| !matches!(x.kind.as_str(), "submit" | "button" | "image" | "reset" | "file"))
+            .filter(|x| {
+                !matches!(
+                    x.kind.as_str(),
+                    "submit" | "button" | "image" | "reset" | "file"
+                )
+            })
             .map(|x| (x.name.clone(), x.value.clone()))
             .collect();
         if f.method == "GET" {
             let q: Vec<String> = fields
                 .iter()
-                .map(|(k, v)| format!("{}={}", crate::inject::form_encode(k), crate::inject::form_encode(v)))
+                .map(|(k, v)| {
+                    format!(
+                        "{}={}",
+                        crate::inject::form_encode(k),
+                        crate::inject::form_encode(v)
+                    )
+                })
                 .collect();
             let joined = q.join("&");
             action.set_query(if q.is_empty() { None } else { Some(&joined) });

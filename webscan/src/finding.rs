@@ -44,42 +44,132 @@ class!(CMDI, "cmdi", "OS command injection", 78, Critical,
     "Do not pass input to a shell: call programs with an argument vector and validate values against an allow-list.");
 class!(TRAVERSAL, "path-traversal", "Path traversal", 22, High,
     "Resolve the path and check it stays inside the intended directory, or map identifiers to files with an allow-list.");
-class!(REDIRECT, "open-redirect", "Open redirect", 601, Medium,
-    "Redirect only to relative paths or to an allow-list of hosts.");
-class!(CRLF, "crlf-injection", "HTTP response header injection (CRLF)", 113, Medium,
-    "Reject or encode CR and LF in values placed in response headers.");
+class!(
+    REDIRECT,
+    "open-redirect",
+    "Open redirect",
+    601,
+    Medium,
+    "Redirect only to relative paths or to an allow-list of hosts."
+);
+class!(
+    CRLF,
+    "crlf-injection",
+    "HTTP response header injection (CRLF)",
+    113,
+    Medium,
+    "Reject or encode CR and LF in values placed in response headers."
+);
 class!(SSTI, "ssti", "Server-side template injection", 1336, Critical,
     "Never build templates from input; pass input as template data only, or use a sandboxed engine.");
 class!(SSRF, "ssrf", "Server-side request forgery", 918, High,
     "Fetch only allow-listed destinations; resolve and check the address, block internal ranges and redirects.");
-class!(XXE, "xxe", "XML external entity injection", 611, High,
-    "Disable DTDs and external entity resolution in the XML parser.");
+class!(
+    XXE,
+    "xxe",
+    "XML external entity injection",
+    611,
+    High,
+    "Disable DTDs and external entity resolution in the XML parser."
+);
 class!(MISSING_HEADERS, "missing-security-headers", "Missing security headers", 693, Low,
     "Send Content-Security-Policy, X-Content-Type-Options: nosniff, and Strict-Transport-Security over HTTPS.");
-class!(CLICKJACKING, "clickjacking", "Page can be framed (clickjacking)", 1021, Low,
-    "Send Content-Security-Policy: frame-ancestors 'self' (or X-Frame-Options: DENY).");
-class!(COOKIE_HTTPONLY, "cookie-no-httponly", "Cookie without HttpOnly", 1004, Low,
-    "Set the HttpOnly attribute on session and other sensitive cookies.");
-class!(COOKIE_SECURE, "cookie-no-secure", "Cookie without Secure over HTTPS", 614, Low,
-    "Set the Secure attribute on cookies of HTTPS sites.");
-class!(COOKIE_SAMESITE, "cookie-no-samesite", "Cookie without SameSite", 1275, Low,
-    "Set SameSite=Lax or Strict on cookies.");
-class!(CORS, "cors-permissive", "Permissive CORS policy", 942, Medium,
-    "Allow only trusted origins; never reflect arbitrary origins with credentials.");
-class!(VERSION, "version-disclosure", "Server version disclosure", 200, Info,
-    "Remove version numbers from Server, X-Powered-By and similar headers.");
-class!(OUTDATED_JS, "outdated-js-library", "Outdated JavaScript library with known vulnerabilities", 1104, Medium,
-    "Upgrade the library to a fixed version.");
-class!(EXPOSED_VCS, "exposed-vcs", "Exposed version-control repository", 527, High,
-    "Do not deploy VCS metadata; deny access to .git, .svn and .hg.");
-class!(EXPOSED_CONFIG, "exposed-config", "Exposed configuration file", 538, High,
-    "Keep configuration and secrets out of the web root; rotate exposed secrets.");
-class!(EXPOSED_BACKUP, "exposed-backup", "Exposed backup file", 530, Medium,
-    "Remove backup and temporary files from the web root.");
-class!(DIR_LISTING, "directory-listing", "Directory listing enabled", 548, Low,
-    "Disable automatic directory indexes.");
-class!(TLS_WEAK, "tls-weak-config", "Weak TLS configuration", 326, Medium,
-    "Disable TLS 1.0/1.1 and weak cipher suites; serve a valid certificate.");
+class!(
+    CLICKJACKING,
+    "clickjacking",
+    "Page can be framed (clickjacking)",
+    1021,
+    Low,
+    "Send Content-Security-Policy: frame-ancestors 'self' (or X-Frame-Options: DENY)."
+);
+class!(
+    COOKIE_HTTPONLY,
+    "cookie-no-httponly",
+    "Cookie without HttpOnly",
+    1004,
+    Low,
+    "Set the HttpOnly attribute on session and other sensitive cookies."
+);
+class!(
+    COOKIE_SECURE,
+    "cookie-no-secure",
+    "Cookie without Secure over HTTPS",
+    614,
+    Low,
+    "Set the Secure attribute on cookies of HTTPS sites."
+);
+class!(
+    COOKIE_SAMESITE,
+    "cookie-no-samesite",
+    "Cookie without SameSite",
+    1275,
+    Low,
+    "Set SameSite=Lax or Strict on cookies."
+);
+class!(
+    CORS,
+    "cors-permissive",
+    "Permissive CORS policy",
+    942,
+    Medium,
+    "Allow only trusted origins; never reflect arbitrary origins with credentials."
+);
+class!(
+    VERSION,
+    "version-disclosure",
+    "Server version disclosure",
+    200,
+    Info,
+    "Remove version numbers from Server, X-Powered-By and similar headers."
+);
+class!(
+    OUTDATED_JS,
+    "outdated-js-library",
+    "Outdated JavaScript library with known vulnerabilities",
+    1104,
+    Medium,
+    "Upgrade the library to a fixed version."
+);
+class!(
+    EXPOSED_VCS,
+    "exposed-vcs",
+    "Exposed version-control repository",
+    527,
+    High,
+    "Do not deploy VCS metadata; deny access to .git, .svn and .hg."
+);
+class!(
+    EXPOSED_CONFIG,
+    "exposed-config",
+    "Exposed configuration file",
+    538,
+    High,
+    "Keep configuration and secrets out of the web root; rotate exposed secrets."
+);
+class!(
+    EXPOSED_BACKUP,
+    "exposed-backup",
+    "Exposed backup file",
+    530,
+    Medium,
+    "Remove backup and temporary files from the web root."
+);
+class!(
+    DIR_LISTING,
+    "directory-listing",
+    "Directory listing enabled",
+    548,
+    Low,
+    "Disable automatic directory indexes."
+);
+class!(
+    TLS_WEAK,
+    "tls-weak-config",
+    "Weak TLS configuration",
+    326,
+    Medium,
+    "Disable TLS 1.0/1.1 and weak cipher suites; serve a valid certificate."
+);
 
 /// Longest request kept in evidence.
 const MAX_REQUEST_EVIDENCE: usize = 4096;
@@ -87,8 +177,14 @@ const MAX_REQUEST_EVIDENCE: usize = 4096;
 const EXCERPT_CONTEXT: usize = 160;
 
 /// The id of a finding: class key plus a hash of what identifies the weakness.
-pub fn stable_id(class: &Class, method: &str, url: &Url, parameter: Option<&str>, loc: Option<Location>) -> String {
-    let mut h = siphasher::sip::SipHasher13::new_with_keys(0x7069_636b_6574, 0x7765_6273_6361_6e);
+pub fn stable_id(
+    class: &Class,
+    method: &str,
+    url: &Url,
+    parameter: Option<&str>,
+    loc: Option<Location>,
+) -> String {
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(0x7069_636b_6574, 0x0077_6562_7363_616e);
     for part in [
         class.key,
         method,
@@ -109,7 +205,10 @@ pub fn request_text(client: &Client, req: &Request) -> String {
     let bytes = raw.encode(&crate::http::host_header(&req.url));
     let mut s = String::from_utf8_lossy(&bytes).into_owned();
     if s.len() > MAX_REQUEST_EVIDENCE {
-        let cut = (0..=MAX_REQUEST_EVIDENCE).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+        let cut = (0..=MAX_REQUEST_EVIDENCE)
+            .rev()
+            .find(|i| s.is_char_boundary(*i))
+            .unwrap_or(0);
         s.truncate(cut);
         s.push_str("\n[...]");
     }
@@ -121,7 +220,10 @@ pub fn excerpt(resp: &Response, headers: &[&str], needle: Option<&str>) -> Strin
     let mut out = format!("HTTP/1.1 {}\n", resp.status);
     for h in headers {
         for v in resp.headers_named(h) {
-            out.push_str(&format!("{h}: {}\n", v.chars().take(300).collect::<String>()));
+            out.push_str(&format!(
+                "{h}: {}\n",
+                v.chars().take(300).collect::<String>()
+            ));
         }
     }
     let text = resp.text();
@@ -200,9 +302,18 @@ mod tests {
         let a = Url::parse("http://h:1/item/1?q=x").unwrap_or_else(|e| panic!("{e}"));
         let b = Url::parse("http://h:1/item/2?q=y").unwrap_or_else(|e| panic!("{e}"));
         let ia = stable_id(&SQLI, "GET", &a, Some("q"), Some(Location::Query));
-        assert_eq!(ia, stable_id(&SQLI, "GET", &b, Some("q"), Some(Location::Query)));
-        assert_ne!(ia, stable_id(&SQLI, "GET", &a, Some("r"), Some(Location::Query)));
-        assert_ne!(ia, stable_id(&XSS_REFLECTED, "GET", &a, Some("q"), Some(Location::Query)));
+        assert_eq!(
+            ia,
+            stable_id(&SQLI, "GET", &b, Some("q"), Some(Location::Query))
+        );
+        assert_ne!(
+            ia,
+            stable_id(&SQLI, "GET", &a, Some("r"), Some(Location::Query))
+        );
+        assert_ne!(
+            ia,
+            stable_id(&XSS_REFLECTED, "GET", &a, Some("q"), Some(Location::Query))
+        );
         assert!(ia.starts_with("web-sqli-"));
     }
 }

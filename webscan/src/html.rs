@@ -223,10 +223,8 @@ pub fn extract(html: &str) -> Page {
                         }
                     }
                 }
-                "base" => {
-                    if page.base.is_none() {
-                        page.base = attr(&attrs, "href").map(str::to_owned);
-                    }
+                "base" if page.base.is_none() => {
+                    page.base = attr(&attrs, "href").map(str::to_owned);
                 }
                 "script" => {
                     if let Some(s) = attr(&attrs, "src") {
@@ -371,14 +369,19 @@ pub fn marker_contexts(html: &str, marker: &str) -> Vec<MarkerContext> {
                     );
                     if url_attr
                         && v.contains(marker)
-                        && v.trim_start().to_ascii_lowercase().starts_with("javascript:")
+                        && v.trim_start()
+                            .to_ascii_lowercase()
+                            .starts_with("javascript:")
                     {
                         out.push(MarkerContext::JavascriptUrl {
                             element: name.clone(),
                             attribute: k.clone(),
                         });
                     }
-                    if k.starts_with("on") && v.contains(marker) && crate::js::marker_in_code(v, marker) {
+                    if k.starts_with("on")
+                        && v.contains(marker)
+                        && crate::js::marker_in_code(v, marker)
+                    {
                         out.push(MarkerContext::JavascriptUrl {
                             element: name.clone(),
                             attribute: k.clone(),
@@ -386,10 +389,12 @@ pub fn marker_contexts(html: &str, marker: &str) -> Vec<MarkerContext> {
                     }
                 }
             }
-            Event::Text { text, raw } if raw.as_deref() == Some("script") => {
-                if text.contains(marker) && crate::js::marker_in_code(&text, marker) {
-                    out.push(MarkerContext::ScriptCode);
-                }
+            Event::Text { text, raw }
+                if raw.as_deref() == Some("script")
+                    && text.contains(marker)
+                    && crate::js::marker_in_code(&text, marker) =>
+            {
+                out.push(MarkerContext::ScriptCode);
             }
             _ => {}
         }
@@ -436,9 +441,19 @@ mod tests {
         assert_eq!(p.title.as_deref(), Some("Shop"));
         assert_eq!(p.forms.len(), 2);
         let f = &p.forms[0];
-        assert_eq!((f.action.as_deref(), f.method.as_str()), (Some("/search"), "POST"));
-        let names: Vec<_> = f.fields.iter().map(|f| (f.name.as_str(), f.value.as_str())).collect();
-        assert_eq!(names, vec![("q", "v"), ("go", ""), ("s", "1"), ("t", "hello")]);
+        assert_eq!(
+            (f.action.as_deref(), f.method.as_str()),
+            (Some("/search"), "POST")
+        );
+        let names: Vec<_> = f
+            .fields
+            .iter()
+            .map(|f| (f.name.as_str(), f.value.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![("q", "v"), ("go", ""), ("s", "1"), ("t", "hello")]
+        );
         assert_eq!(p.forms[1].method, "GET");
     }
 

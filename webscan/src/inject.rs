@@ -76,15 +76,28 @@ pub struct Point {
 /// Names of fields that carry anti-forgery tokens: sent as found, never injected.
 fn is_token_field(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    ["csrf", "xsrf", "authenticity_token", "_token", "nonce", "__viewstate", "__eventvalidation"]
-        .iter()
-        .any(|t| n.contains(t))
+    [
+        "csrf",
+        "xsrf",
+        "authenticity_token",
+        "_token",
+        "nonce",
+        "__viewstate",
+        "__eventvalidation",
+    ]
+    .iter()
+    .any(|t| n.contains(t))
 }
 
 /// A value to use where the crawler saw none.
 pub fn default_value(name: &str) -> String {
     let n = name.to_ascii_lowercase();
-    if n == "id" || n.ends_with("_id") || n.ends_with("id") && n.len() <= 4 || n == "page" || n == "n" {
+    if n == "id"
+        || n.ends_with("_id")
+        || n.ends_with("id") && n.len() <= 4
+        || n == "page"
+        || n == "n"
+    {
         "1".into()
     } else if n.contains("mail") {
         "picket@example.com".into()
@@ -250,9 +263,7 @@ impl Point {
                                 if i == idx {
                                     match path_enc {
                                         PathEncoding::Raw => value.to_owned(),
-                                        PathEncoding::Encoded => {
-                                            crate::inject::path_encode(value)
-                                        }
+                                        PathEncoding::Encoded => crate::inject::path_encode(value),
                                     }
                                 } else {
                                     seg.to_owned()
@@ -263,7 +274,9 @@ impl Point {
                     .unwrap_or_default();
                 target_path = format!("/{}", segs.join("/"));
             }
-            Location::Cookie => req.cookie_overrides.push((self.name.clone(), value.to_owned())),
+            Location::Cookie => req
+                .cookie_overrides
+                .push((self.name.clone(), value.to_owned())),
             Location::Header => req.headers.push((self.name.clone(), value.to_owned())),
             _ => {}
         }
@@ -289,8 +302,10 @@ impl Point {
             Body::None => {}
             Body::Form(f) => {
                 req.body = encode_pairs(&sub(f, Location::Form)).into_bytes();
-                req.headers
-                    .push(("Content-Type".into(), "application/x-www-form-urlencoded".into()));
+                req.headers.push((
+                    "Content-Type".into(),
+                    "application/x-www-form-urlencoded".into(),
+                ));
             }
             Body::Multipart(f) => {
                 let boundary = "----picketboundary7MA4YWxkTrZu0gW";
@@ -365,10 +380,17 @@ mod tests {
         let e = ep(
             "POST",
             "http://h/item/42?q=a",
-            Body::Form(vec![("name".into(), String::new()), ("csrf_token".into(), "t".into())]),
+            Body::Form(vec![
+                ("name".into(), String::new()),
+                ("csrf_token".into(), "t".into()),
+            ]),
             vec![1],
         );
-        let pts: Vec<_> = e.points().iter().map(|p| (p.location, p.name.clone(), p.original.clone())).collect();
+        let pts: Vec<_> = e
+            .points()
+            .iter()
+            .map(|p| (p.location, p.name.clone(), p.original.clone()))
+            .collect();
         assert_eq!(
             pts,
             vec![
@@ -377,16 +399,29 @@ mod tests {
                 (Location::Path, "1".into(), "42".into()),
             ]
         );
-        let j = ep("PUT", "http://h/api", Body::Json(serde_json::json!({"a": 1, "b": {"c": "x"}})), vec![]);
+        let j = ep(
+            "PUT",
+            "http://h/api",
+            Body::Json(serde_json::json!({"a": 1, "b": {"c": "x"}})),
+            vec![],
+        );
         let names: Vec<_> = j.points().iter().map(|p| p.name.clone()).collect();
         assert_eq!(names, vec!["a", "b.c"]);
         let r = j.points()[1].request("<p>");
-        assert_eq!(String::from_utf8_lossy(&r.body), r#"{"a":1,"b":{"c":"<p>"}}"#);
+        assert_eq!(
+            String::from_utf8_lossy(&r.body),
+            r#"{"a":1,"b":{"c":"<p>"}}"#
+        );
     }
 
     #[test]
     fn payloads_are_encoded_per_location() {
-        let e = ep("POST", "http://h/f/doc.txt?q=a&z=1", Body::Form(vec![("n".into(), "v".into())]), vec![1]);
+        let e = ep(
+            "POST",
+            "http://h/f/doc.txt?q=a&z=1",
+            Body::Form(vec![("n".into(), "v".into())]),
+            vec![1],
+        );
         let pts = e.points();
         let q = pts[0].request("a b&c\r\n");
         assert_eq!(q.target.as_deref(), Some("/f/doc.txt?q=a+b%26c%0D%0A&z=1"));

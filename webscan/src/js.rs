@@ -124,7 +124,11 @@ pub fn urls_in_script(js: &str) -> Vec<String> {
         let Some(m) = cap.get(1) else { continue };
         let u = m.as_str();
         // "//" alone, "/" alone and regex-looking strings are not links.
-        if u == "/" || u.starts_with("//") || u.contains("/*") || u.contains("//") && !u.contains("://") {
+        if u == "/"
+            || u.starts_with("//")
+            || u.contains("/*")
+            || u.contains("//") && !u.contains("://")
+        {
             continue;
         }
         if !out.iter().any(|o| o == u) {

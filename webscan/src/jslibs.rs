@@ -68,7 +68,11 @@ impl Signatures {
         for l in f.libraries {
             libs.push(Library {
                 filename: build(&format!("(?i){}", l.filename))?,
-                content: l.content.iter().map(|c| build(c)).collect::<Result<_, _>>()?,
+                content: l
+                    .content
+                    .iter()
+                    .map(|c| build(c))
+                    .collect::<Result<_, _>>()?,
                 name: l.name,
                 advisories: l.advisories,
             });
@@ -151,12 +155,23 @@ mod tests {
     #[test]
     fn builtin_signatures_compile_and_match_real_versions() {
         let s = Signatures::parse(BUILTIN).unwrap_or_else(|e| panic!("{e}"));
-        let o = s.check("/static/js/jquery-1.8.3.min.js", None).unwrap_or_else(|| panic!("not found"));
-        assert_eq!((o.library.as_str(), o.version.as_str()), ("jquery", "1.8.3"));
+        let o = s
+            .check("/static/js/jquery-1.8.3.min.js", None)
+            .unwrap_or_else(|| panic!("not found"));
+        assert_eq!(
+            (o.library.as_str(), o.version.as_str()),
+            ("jquery", "1.8.3")
+        );
         let cves: Vec<_> = o.advisories.iter().flat_map(|a| a.cve.clone()).collect();
-        assert!(cves.contains(&"CVE-2012-6708".to_owned()) && cves.contains(&"CVE-2020-11022".to_owned()));
+        assert!(
+            cves.contains(&"CVE-2012-6708".to_owned())
+                && cves.contains(&"CVE-2020-11022".to_owned())
+        );
         assert!(s.check("/js/jquery-3.7.1.min.js", None).is_none());
-        let c = s.check("/js/lib.js", Some("/*! jQuery v3.4.1 | (c) JS Foundation */"));
+        let c = s.check(
+            "/js/lib.js",
+            Some("/*! jQuery v3.4.1 | (c) JS Foundation */"),
+        );
         assert_eq!(c.map(|o| o.version), Some("3.4.1".into()));
         assert!(s.check("/js/app.js", Some("console.log(1)")).is_none());
         assert_eq!(compare("1.12.4", "1.9.1"), std::cmp::Ordering::Greater);

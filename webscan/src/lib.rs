@@ -104,7 +104,11 @@ impl Default for WebScanConfig {
             max_body: 2 << 20,
             callback_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             callback_url: None,
-            inject_headers: vec!["User-Agent".into(), "Referer".into(), "X-Forwarded-Host".into()],
+            inject_headers: vec![
+                "User-Agent".into(),
+                "Referer".into(),
+                "X-Forwarded-Host".into(),
+            ],
             insecure_tls: false,
             passive_only: false,
             time_delay: Duration::from_millis(1500),
@@ -128,9 +132,15 @@ pub fn parse_header(s: &str) -> Result<(String, String)> {
         value: s.to_owned(),
         reason: reason.to_owned(),
     };
-    let (k, v) = s.split_once(':').ok_or_else(|| bad("expected `Name: value`"))?;
+    let (k, v) = s
+        .split_once(':')
+        .ok_or_else(|| bad("expected `Name: value`"))?;
     let k = k.trim();
-    if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
+    if k.is_empty()
+        || !k
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+    {
         return Err(bad("the name must be letters, digits, - or _"));
     }
     let v = v.trim();
@@ -147,7 +157,9 @@ pub fn parse_cookie(s: &str) -> Result<(String, String)> {
         value: s.to_owned(),
         reason: reason.to_owned(),
     };
-    let (k, v) = s.split_once('=').ok_or_else(|| bad("expected `name=value`"))?;
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| bad("expected `name=value`"))?;
     let k = k.trim();
     if k.is_empty() || k.bytes().any(|b| b <= b' ' || b";=,".contains(&b)) {
         return Err(bad("bad cookie name"));
@@ -182,7 +194,9 @@ pub(crate) struct Ctx {
 
 impl std::fmt::Debug for Ctx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ctx").field("start", &self.start.as_str()).finish_non_exhaustive()
+        f.debug_struct("Ctx")
+            .field("start", &self.start.as_str())
+            .finish_non_exhaustive()
     }
 }
 
@@ -266,11 +280,20 @@ impl Ctx {
     }
 
     pub fn markers_snapshot(&self) -> Vec<active::Marker> {
-        self.markers.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.markers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Remembers an out-of-band token not seen yet.
-    pub fn pending(&self, token: String, p: inject::Point, url: String, class: &'static finding::Class) {
+    pub fn pending(
+        &self,
+        token: String,
+        p: inject::Point,
+        url: String,
+        class: &'static finding::Class,
+    ) {
         let mut v = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if v.len() < 20_000 {
             v.push((token, p, url, class));
@@ -285,7 +308,9 @@ impl Ctx {
     /// injecting into them would end the session).
     pub fn note_cookie(&self, name: &str, page: &Url) {
         let n = name.to_ascii_lowercase();
-        let session = ["sid", "sess", "auth", "token", "jwt", "remember"].iter().any(|s| n.contains(s))
+        let session = ["sid", "sess", "auth", "token", "jwt", "remember"]
+            .iter()
+            .any(|s| n.contains(s))
             && !n.contains("tracking");
         if session || self.cfg.cookies.iter().any(|(k, _)| k == name) {
             return;
@@ -299,12 +324,18 @@ impl Ctx {
     }
 
     pub fn cookie_pages(&self) -> Vec<(String, Url)> {
-        self.cookie_pages.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.cookie_pages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// True the first time a key is seen.
     pub fn first(&self, key: String) -> bool {
-        self.done.lock().unwrap_or_else(|p| p.into_inner()).insert(key)
+        self.done
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key)
     }
 }
 
@@ -406,7 +437,11 @@ pub async fn run(cfg: &WebScanConfig) -> Result<WebScanOutcome> {
             .then_with(|| a.url.cmp(&b.url))
             .then_with(|| a.parameter.cmp(&b.parameter))
     });
-    let mut warnings = ctx.warnings.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut warnings = ctx
+        .warnings
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     if client.remaining() == 0 {
         warnings.push(format!(
             "the request budget ({}) was spent; the scan is incomplete",
@@ -435,7 +470,7 @@ pub async fn run(cfg: &WebScanConfig) -> Result<WebScanOutcome> {
             target: start.to_string(),
             authenticated: ctx.auth.is_some() || !cfg.cookies.is_empty() || !cfg.headers.is_empty(),
             pages: site.pages.iter().take(10_000).map(Url::to_string).collect(),
-            endpoints: site.endpoints.iter().map(|e| crawl::describe(e)).collect(),
+            endpoints: site.endpoints.iter().map(crawl::describe).collect(),
         },
         findings,
         stats,
@@ -456,7 +491,10 @@ mod tests {
         assert!(parse_header("NoColon").is_err());
         assert!(parse_header("X: a\r\nInjected: 1").is_err());
         assert!(parse_header("Bad Name: x").is_err());
-        assert_eq!(parse_cookie("sid=abc").ok(), Some(("sid".into(), "abc".into())));
+        assert_eq!(
+            parse_cookie("sid=abc").ok(),
+            Some(("sid".into(), "abc".into()))
+        );
         assert!(parse_cookie("sid").is_err());
         assert!(parse_cookie("a=b;c=d").is_err());
     }

@@ -104,7 +104,12 @@ fn param_value(doc: &Value, p: &Value) -> String {
         .cloned()
         .unwrap_or_else(|| {
             let schema = p.get("schema").unwrap_or(p);
-            example(doc, schema, p.get("name").and_then(Value::as_str).unwrap_or(""), 0)
+            example(
+                doc,
+                schema,
+                p.get("name").and_then(Value::as_str).unwrap_or(""),
+                0,
+            )
         });
     match v {
         Value::String(s) => s,
@@ -119,7 +124,11 @@ fn base_url(doc: &Value, doc_url: &Url) -> Url {
         .pointer("/servers/0/url")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .or_else(|| doc.get("basePath").and_then(Value::as_str).map(str::to_owned))
+        .or_else(|| {
+            doc.get("basePath")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| "/".into());
     let mut u = doc_url.join(&raw).unwrap_or_else(|_| doc_url.clone());
     if !u.path().ends_with('/') {
@@ -165,7 +174,8 @@ pub fn endpoints(doc: &Value, doc_url: &Url) -> Vec<Endpoint> {
                 match p.get("in").and_then(Value::as_str) {
                     Some("query") => query.push((name.to_owned(), value)),
                     Some("path") => {
-                        rel = rel.replace(&format!("{{{name}}}"), &crate::inject::path_encode(&value));
+                        rel = rel
+                            .replace(&format!("{{{name}}}"), &crate::inject::path_encode(&value));
                         path_names.push(name.to_owned());
                     }
                     Some("formData") => form.push((name.to_owned(), value)),
@@ -174,7 +184,11 @@ pub fn endpoints(doc: &Value, doc_url: &Url) -> Vec<Endpoint> {
                         let xml = op
                             .get("consumes")
                             .and_then(Value::as_array)
-                            .is_some_and(|c| c.iter().filter_map(Value::as_str).any(|x| x.contains("xml")));
+                            .is_some_and(|c| {
+                                c.iter()
+                                    .filter_map(Value::as_str)
+                                    .any(|x| x.contains("xml"))
+                            });
                         body = if xml {
                             let sample = match example(doc, schema, name, 0) {
                                 Value::String(s) if s.trim_start().starts_with('<') => s,
@@ -193,9 +207,15 @@ pub fn endpoints(doc: &Value, doc_url: &Url) -> Vec<Endpoint> {
                     .get("consumes")
                     .and_then(Value::as_array)
                     .is_some_and(|c| c.iter().any(|x| x.as_str() == Some("multipart/form-data")));
-                body = if multipart { Body::Multipart(form) } else { Body::Form(form) };
+                body = if multipart {
+                    Body::Multipart(form)
+                } else {
+                    Body::Form(form)
+                };
             }
-            if let Some(Value::Object(content)) = resolve(doc, op.get("requestBody").unwrap_or(&Value::Null), 0).get("content") {
+            if let Some(Value::Object(content)) =
+                resolve(doc, op.get("requestBody").unwrap_or(&Value::Null), 0).get("content")
+            {
                 let pick = |ct: &str| content.get(ct).and_then(|c| c.get("schema"));
                 if let Some(s) = pick("application/json") {
                     body = Body::Json(example(doc, s, "body", 0));
@@ -203,7 +223,10 @@ pub fn endpoints(doc: &Value, doc_url: &Url) -> Vec<Endpoint> {
                     body = Body::Form(pairs_of(&example(doc, s, "body", 0)));
                 } else if let Some(s) = pick("multipart/form-data") {
                     body = Body::Multipart(pairs_of(&example(doc, s, "body", 0)));
-                } else if let Some(c) = content.get("application/xml").or_else(|| content.get("text/xml")) {
+                } else if let Some(c) = content
+                    .get("application/xml")
+                    .or_else(|| content.get("text/xml"))
+                {
                     let sample = c
                         .get("example")
                         .and_then(Value::as_str)
@@ -212,17 +235,27 @@ pub fn endpoints(doc: &Value, doc_url: &Url) -> Vec<Endpoint> {
                     body = Body::Xml(sample);
                 }
             }
-            let Ok(mut url) = base.join(&rel) else { continue };
+            let Ok(mut url) = base.join(&rel) else {
+                continue;
+            };
             if !query.is_empty() {
                 let q: Vec<String> = query
                     .iter()
-                    .map(|(k, v)| format!("{}={}", crate::inject::form_encode(k), crate::inject::form_encode(v)))
+                    .map(|(k, v)| {
+                        format!(
+                            "{}={}",
+                            crate::inject::form_encode(k),
+                            crate::inject::form_encode(v)
+                        )
+                    })
                     .collect();
                 url.set_query(Some(&q.join("&")));
             }
             // The segments that came from path parameters.
             let template: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-            let base_depth = base.path_segments().map_or(0, |s| s.filter(|x| !x.is_empty()).count());
+            let base_depth = base
+                .path_segments()
+                .map_or(0, |s| s.filter(|x| !x.is_empty()).count());
             let path_params = template
                 .iter()
                 .enumerate()
@@ -280,11 +313,20 @@ mod tests {
         assert!(is_openapi(&doc));
         let eps = endpoints(&doc, &base);
         assert_eq!(eps.len(), 2);
-        let get = eps.iter().find(|e| e.method == "GET").unwrap_or_else(|| panic!("no GET"));
+        let get = eps
+            .iter()
+            .find(|e| e.method == "GET")
+            .unwrap_or_else(|| panic!("no GET"));
         assert_eq!(get.url.as_str(), "http://h:1/api/v2/items/1?fields=picket");
         assert_eq!(get.path_params, vec![3]);
-        let post = eps.iter().find(|e| e.method == "POST").unwrap_or_else(|| panic!("no POST"));
-        assert_eq!(post.body, Body::Json(serde_json::json!({"item": "book", "qty": 1})));
+        let post = eps
+            .iter()
+            .find(|e| e.method == "POST")
+            .unwrap_or_else(|| panic!("no POST"));
+        assert_eq!(
+            post.body,
+            Body::Json(serde_json::json!({"item": "book", "qty": 1}))
+        );
     }
 
     #[test]
@@ -299,13 +341,31 @@ mod tests {
         });
         let base = Url::parse("http://h/api/v1/swagger.json").unwrap_or_else(|e| panic!("{e}"));
         let eps = endpoints(&doc, &base);
-        let notes = eps.iter().find(|e| e.url.path() == "/api/v1/notes").unwrap_or_else(|| panic!("no notes"));
-        assert_eq!(notes.body, Body::Form(vec![("title".into(), "picket".into())]));
-        let put = eps.iter().find(|e| e.method == "PUT").unwrap_or_else(|| panic!("no PUT"));
+        let notes = eps
+            .iter()
+            .find(|e| e.url.path() == "/api/v1/notes")
+            .unwrap_or_else(|| panic!("no notes"));
+        assert_eq!(
+            notes.body,
+            Body::Form(vec![("title".into(), "picket".into())])
+        );
+        let put = eps
+            .iter()
+            .find(|e| e.method == "PUT")
+            .unwrap_or_else(|| panic!("no PUT"));
         assert_eq!(put.body, Body::Json(serde_json::json!({"name": "picket"})));
-        let imp = eps.iter().find(|e| e.url.path() == "/api/v1/import").unwrap_or_else(|| panic!("no import"));
+        let imp = eps
+            .iter()
+            .find(|e| e.url.path() == "/api/v1/import")
+            .unwrap_or_else(|| panic!("no import"));
         assert_eq!(imp.body, Body::Xml("<order><item>A</item></order>".into()));
-        let user = eps.iter().find(|e| e.url.path().starts_with("/api/v1/users/")).unwrap_or_else(|| panic!("no user"));
-        assert_eq!((user.url.path(), user.path_params.clone()), ("/api/v1/users/7", vec![3]));
+        let user = eps
+            .iter()
+            .find(|e| e.url.path().starts_with("/api/v1/users/"))
+            .unwrap_or_else(|| panic!("no user"));
+        assert_eq!(
+            (user.url.path(), user.path_params.clone()),
+            ("/api/v1/users/7", vec![3])
+        );
     }
 }

@@ -19,7 +19,13 @@ use url::Url;
 /// Page-level findings of one class reported at most (beyond: a warning).
 const MAX_PER_CLASS: usize = 25;
 
-fn evidence(ctx: &Ctx, url: &Url, resp: &Response, headers: &[&str], needle: Option<&str>) -> WebEvidence {
+fn evidence(
+    ctx: &Ctx,
+    url: &Url,
+    resp: &Response,
+    headers: &[&str],
+    needle: Option<&str>,
+) -> WebEvidence {
     WebEvidence {
         request: request_text(&ctx.client, &Request::get(url.clone())),
         response_excerpt: excerpt(resp, headers, needle),
@@ -33,13 +39,26 @@ fn page_url(url: &Url) -> Url {
 }
 
 fn add_page(ctx: &Ctx, class: &Class, url: &Url, ev: WebEvidence, detail: &str) {
-    if !ctx.first(format!("{}|{}", class.key, crate::scope::path_pattern(url.path()))) {
+    if !ctx.first(format!(
+        "{}|{}",
+        class.key,
+        crate::scope::path_pattern(url.path())
+    )) {
         return;
     }
     if !ctx.first(format!("{}|count|{}", class.key, next_count(ctx, class))) {
         return;
     }
-    ctx.add(make(class, &page_url(url), "GET", None, None, ev, detail, Vec::new()));
+    ctx.add(make(
+        class,
+        &page_url(url),
+        "GET",
+        None,
+        None,
+        ev,
+        detail,
+        Vec::new(),
+    ));
 }
 
 /// Gives each page-level finding of a class a number; past the cap, warns once and refuses.
@@ -49,7 +68,10 @@ fn next_count(ctx: &Ctx, class: &Class) -> usize {
         n += 1;
     }
     if n >= MAX_PER_CLASS {
-        ctx.warn(format!("more than {MAX_PER_CLASS} pages with `{}`; the rest not listed", class.key));
+        ctx.warn(format!(
+            "more than {MAX_PER_CLASS} pages with `{}`; the rest not listed",
+            class.key
+        ));
         return usize::MAX;
     }
     n
@@ -57,7 +79,8 @@ fn next_count(ctx: &Ctx, class: &Class) -> usize {
 
 fn version_re() -> Option<&'static Regex> {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"[A-Za-z][\w.-]*/v?\d+(\.\d+)+").ok()).as_ref()
+    RE.get_or_init(|| Regex::new(r"[A-Za-z][\w.-]*/v?\d+(\.\d+)+").ok())
+        .as_ref()
 }
 
 /// Checks of every crawled response.
@@ -65,7 +88,10 @@ pub(crate) async fn on_response(ctx: &Arc<Ctx>, url: &Url, resp: &Response) {
     let html_ok = resp.status == 200 && resp.is_html();
     if html_ok {
         let has = |h: &str| resp.header(h).is_some();
-        let csp = resp.header("content-security-policy").unwrap_or_default().to_ascii_lowercase();
+        let csp = resp
+            .header("content-security-policy")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let mut missing = Vec::new();
         if !has("content-security-policy") {
             missing.push("Content-Security-Policy");
@@ -81,26 +107,61 @@ pub(crate) async fn on_response(ctx: &Arc<Ctx>, url: &Url, resp: &Response) {
             add_page(ctx, &finding::MISSING_HEADERS, url, ev, &missing.join(", "));
         }
         if !has("x-frame-options") && !csp.contains("frame-ancestors") {
-            let ev = evidence(ctx, url, resp, &["content-type", "content-security-policy"], Some(""));
-            add_page(ctx, &finding::CLICKJACKING, url, ev, "no X-Frame-Options or frame-ancestors");
+            let ev = evidence(
+                ctx,
+                url,
+                resp,
+                &["content-type", "content-security-policy"],
+                Some(""),
+            );
+            add_page(
+                ctx,
+                &finding::CLICKJACKING,
+                url,
+                ev,
+                "no X-Frame-Options or frame-ancestors",
+            );
         }
         let body = resp.text();
         if is_listing(&body) {
-            let ev = evidence(ctx, url, resp, &[], Some("Index of").filter(|n| body.contains(n)).or(Some("Directory listing")));
+            let ev = evidence(
+                ctx,
+                url,
+                resp,
+                &[],
+                Some("Index of")
+                    .filter(|n| body.contains(n))
+                    .or(Some("Directory listing")),
+            );
             add_page(ctx, &finding::DIR_LISTING, url, ev, url.path());
         }
     }
     cookies(ctx, url, resp);
-    for h in ["server", "x-powered-by", "x-aspnet-version", "x-aspnetmvc-version", "x-generator"] {
+    for h in [
+        "server",
+        "x-powered-by",
+        "x-aspnet-version",
+        "x-aspnetmvc-version",
+        "x-generator",
+    ] {
         for v in resp.headers_named(h) {
-            if version_re().is_some_and(|r| r.is_match(v)) || (h.starts_with("x-aspnet") && !v.is_empty()) {
-                if ctx.first(format!("version|{h}|{v}")) {
-                    let ev = evidence(ctx, url, resp, &[h], None);
-                    let mut f = make(&finding::VERSION, &page_url(url), "GET", None, None, ev, &format!("{h}: {}", v.chars().take(80).collect::<String>()), Vec::new());
-                    // One finding per disclosed value, wherever it was first seen.
-                    f.id = finding::stable_id(&finding::VERSION, h, &ctx.start, Some(v), None);
-                    ctx.add(f);
-                }
+            let versioned = version_re().is_some_and(|r| r.is_match(v))
+                || (h.starts_with("x-aspnet") && !v.is_empty());
+            if versioned && ctx.first(format!("version|{h}|{v}")) {
+                let ev = evidence(ctx, url, resp, &[h], None);
+                let mut f = make(
+                    &finding::VERSION,
+                    &page_url(url),
+                    "GET",
+                    None,
+                    None,
+                    ev,
+                    &format!("{h}: {}", v.chars().take(80).collect::<String>()),
+                    Vec::new(),
+                );
+                // One finding per disclosed value, wherever it was first seen.
+                f.id = finding::stable_id(&finding::VERSION, h, &ctx.start, Some(v), None);
+                ctx.add(f);
             }
         }
     }
@@ -108,7 +169,9 @@ pub(crate) async fn on_response(ctx: &Arc<Ctx>, url: &Url, resp: &Response) {
 
 fn cookies(ctx: &Ctx, url: &Url, resp: &Response) {
     for sc in resp.headers_named("set-cookie") {
-        let Some((name, _)) = crate::http::parse_set_cookie(sc) else { continue };
+        let Some((name, _)) = crate::http::parse_set_cookie(sc) else {
+            continue;
+        };
         ctx.note_cookie(&name, url);
         let attrs: Vec<String> = sc
             .split(';')
@@ -116,10 +179,17 @@ fn cookies(ctx: &Ctx, url: &Url, resp: &Response) {
             .map(|a| a.trim().to_ascii_lowercase())
             .collect();
         // A deletion (expired or emptied cookie) exposes nothing.
-        if attrs.iter().any(|a| a == "max-age=0" || a.starts_with("expires=thu, 01 jan 1970")) {
+        if attrs
+            .iter()
+            .any(|a| a == "max-age=0" || a.starts_with("expires=thu, 01 jan 1970"))
+        {
             continue;
         }
-        let has = |n: &str| attrs.iter().any(|a| a == n || a.starts_with(&format!("{n}=")));
+        let has = |n: &str| {
+            attrs
+                .iter()
+                .any(|a| a == n || a.starts_with(&format!("{n}=")))
+        };
         let mut checks: Vec<&Class> = Vec::new();
         if !has("httponly") {
             checks.push(&finding::COOKIE_HTTPONLY);
@@ -134,10 +204,29 @@ fn cookies(ctx: &Ctx, url: &Url, resp: &Response) {
             if ctx.first(format!("cookie|{}|{name}", class.key)) {
                 let ev = WebEvidence {
                     request: request_text(&ctx.client, &Request::get(url.clone())),
-                    response_excerpt: format!("HTTP/1.1 {}\nset-cookie: {}", resp.status, sc.chars().take(300).collect::<String>()),
+                    response_excerpt: format!(
+                        "HTTP/1.1 {}\nset-cookie: {}",
+                        resp.status,
+                        sc.chars().take(300).collect::<String>()
+                    ),
                 };
-                let mut f = make(class, &page_url(url), "GET", Some(&name), Some(Location::Cookie), ev, &name, Vec::new());
-                f.id = finding::stable_id(class, "GET", &ctx.start, Some(&name), Some(Location::Cookie));
+                let mut f = make(
+                    class,
+                    &page_url(url),
+                    "GET",
+                    Some(&name),
+                    Some(Location::Cookie),
+                    ev,
+                    &name,
+                    Vec::new(),
+                );
+                f.id = finding::stable_id(
+                    class,
+                    "GET",
+                    &ctx.start,
+                    Some(&name),
+                    Some(Location::Cookie),
+                );
                 ctx.add(f);
             }
         }
@@ -156,26 +245,60 @@ pub fn is_listing(body: &str) -> bool {
 
 /// Checks a script for an outdated library (name first; content when given).
 pub(crate) fn on_script(ctx: &Ctx, url: &Url, content: Option<&str>) {
-    let Some(o) = ctx.jslibs.check(url.as_str(), content) else { return };
+    let Some(o) = ctx.jslibs.check(url.as_str(), content) else {
+        return;
+    };
     if !ctx.first(format!("jslib|{}|{}", o.library, o.version)) {
         return;
     }
-    let cves: Vec<String> = o.advisories.iter().flat_map(|a| a.cve.clone()).fold(Vec::new(), |mut v, c| {
-        if !v.contains(&c) {
-            v.push(c);
-        }
-        v
-    });
-    let summaries: Vec<String> = o.advisories.iter().map(|a| format!("{} (fixed in {})", a.summary, a.fixed)).collect();
+    let cves: Vec<String> =
+        o.advisories
+            .iter()
+            .flat_map(|a| a.cve.clone())
+            .fold(Vec::new(), |mut v, c| {
+                if !v.contains(&c) {
+                    v.push(c);
+                }
+                v
+            });
+    let summaries: Vec<String> = o
+        .advisories
+        .iter()
+        .map(|a| format!("{} (fixed in {})", a.summary, a.fixed))
+        .collect();
     let ev = WebEvidence {
         request: request_text(&ctx.client, &Request::get(url.clone())),
-        response_excerpt: format!("{} {} identified from {}\n{}", o.library, o.version, url, summaries.join("\n")),
+        response_excerpt: format!(
+            "{} {} identified from {}\n{}",
+            o.library,
+            o.version,
+            url,
+            summaries.join("\n")
+        ),
     };
-    let mut f = make(&finding::OUTDATED_JS, url, "GET", None, None, ev, &format!("{} {}", o.library, o.version), cves);
-    if o.advisories.iter().any(|a| a.severity == "critical" || a.severity == "high") {
+    let mut f = make(
+        &finding::OUTDATED_JS,
+        url,
+        "GET",
+        None,
+        None,
+        ev,
+        &format!("{} {}", o.library, o.version),
+        cves,
+    );
+    if o.advisories
+        .iter()
+        .any(|a| a.severity == "critical" || a.severity == "high")
+    {
         f.severity = picket_model::Severity::High;
     }
-    f.id = finding::stable_id(&finding::OUTDATED_JS, &o.library, &ctx.start, Some(&o.version), None);
+    f.id = finding::stable_id(
+        &finding::OUTDATED_JS,
+        &o.library,
+        &ctx.start,
+        Some(&o.version),
+        None,
+    );
     ctx.add(f);
 }
 
@@ -196,35 +319,112 @@ fn env_file(b: &[u8]) -> bool {
     if t.contains("<html") || t.contains("<HTML") {
         return false;
     }
-    let lines: Vec<&str> = t.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).collect();
+    let lines: Vec<&str> = t
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
     !lines.is_empty()
-        && lines.iter().filter(|l| {
-            l.split_once('=').is_some_and(|(k, _)| {
-                !k.is_empty() && k.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_')
+        && lines
+            .iter()
+            .filter(|l| {
+                l.split_once('=').is_some_and(|(k, _)| {
+                    !k.is_empty()
+                        && k.bytes()
+                            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_')
+                })
             })
-        }).count() * 2 >= lines.len()
+            .count()
+            * 2
+            >= lines.len()
 }
 
 const PROBES: &[Probe] = &[
-    Probe { path: ".git/HEAD", class: &finding::EXPOSED_VCS, looks_right: |b| b.starts_with(b"ref: refs/") || (b.len() >= 40 && b[..40].iter().all(u8::is_ascii_hexdigit)) },
-    Probe { path: ".git/config", class: &finding::EXPOSED_VCS, looks_right: |b| text_has(b, &["[core]"]) },
-    Probe { path: ".svn/entries", class: &finding::EXPOSED_VCS, looks_right: |b| b.starts_with(b"8\n") || b.starts_with(b"9\n") || b.starts_with(b"10\n") || b.starts_with(b"12\n") },
-    Probe { path: ".svn/wc.db", class: &finding::EXPOSED_VCS, looks_right: |b| b.starts_with(b"SQLite format 3") },
-    Probe { path: ".hg/requires", class: &finding::EXPOSED_VCS, looks_right: |b| text_has(b, &["revlogv1", "store", "dotencode"]) && !text_has(b, &["<html"]) },
-    Probe { path: ".env", class: &finding::EXPOSED_CONFIG, looks_right: env_file },
-    Probe { path: "config.php.bak", class: &finding::EXPOSED_BACKUP, looks_right: |b| text_has(b, &["<?php"]) },
-    Probe { path: "wp-config.php.bak", class: &finding::EXPOSED_BACKUP, looks_right: |b| text_has(b, &["<?php"]) },
-    Probe { path: "backup.zip", class: &finding::EXPOSED_BACKUP, looks_right: |b| b.starts_with(b"PK\x03\x04") },
-    Probe { path: "backup.tar.gz", class: &finding::EXPOSED_BACKUP, looks_right: |b| b.starts_with(b"\x1f\x8b") },
-    Probe { path: "backup.sql", class: &finding::EXPOSED_BACKUP, looks_right: |b| text_has(b, &["CREATE TABLE", "INSERT INTO"]) },
-    Probe { path: "dump.sql", class: &finding::EXPOSED_BACKUP, looks_right: |b| text_has(b, &["CREATE TABLE", "INSERT INTO"]) },
-    Probe { path: ".DS_Store", class: &finding::EXPOSED_CONFIG, looks_right: |b| b.starts_with(b"\x00\x00\x00\x01Bud1") },
+    Probe {
+        path: ".git/HEAD",
+        class: &finding::EXPOSED_VCS,
+        looks_right: |b| {
+            b.starts_with(b"ref: refs/")
+                || (b.len() >= 40 && b[..40].iter().all(u8::is_ascii_hexdigit))
+        },
+    },
+    Probe {
+        path: ".git/config",
+        class: &finding::EXPOSED_VCS,
+        looks_right: |b| text_has(b, &["[core]"]),
+    },
+    Probe {
+        path: ".svn/entries",
+        class: &finding::EXPOSED_VCS,
+        looks_right: |b| {
+            b.starts_with(b"8\n")
+                || b.starts_with(b"9\n")
+                || b.starts_with(b"10\n")
+                || b.starts_with(b"12\n")
+        },
+    },
+    Probe {
+        path: ".svn/wc.db",
+        class: &finding::EXPOSED_VCS,
+        looks_right: |b| b.starts_with(b"SQLite format 3"),
+    },
+    Probe {
+        path: ".hg/requires",
+        class: &finding::EXPOSED_VCS,
+        looks_right: |b| {
+            text_has(b, &["revlogv1", "store", "dotencode"]) && !text_has(b, &["<html"])
+        },
+    },
+    Probe {
+        path: ".env",
+        class: &finding::EXPOSED_CONFIG,
+        looks_right: env_file,
+    },
+    Probe {
+        path: "config.php.bak",
+        class: &finding::EXPOSED_BACKUP,
+        looks_right: |b| text_has(b, &["<?php"]),
+    },
+    Probe {
+        path: "wp-config.php.bak",
+        class: &finding::EXPOSED_BACKUP,
+        looks_right: |b| text_has(b, &["<?php"]),
+    },
+    Probe {
+        path: "backup.zip",
+        class: &finding::EXPOSED_BACKUP,
+        looks_right: |b| b.starts_with(b"PK\x03\x04"),
+    },
+    Probe {
+        path: "backup.tar.gz",
+        class: &finding::EXPOSED_BACKUP,
+        looks_right: |b| b.starts_with(b"\x1f\x8b"),
+    },
+    Probe {
+        path: "backup.sql",
+        class: &finding::EXPOSED_BACKUP,
+        looks_right: |b| text_has(b, &["CREATE TABLE", "INSERT INTO"]),
+    },
+    Probe {
+        path: "dump.sql",
+        class: &finding::EXPOSED_BACKUP,
+        looks_right: |b| text_has(b, &["CREATE TABLE", "INSERT INTO"]),
+    },
+    Probe {
+        path: ".DS_Store",
+        class: &finding::EXPOSED_CONFIG,
+        looks_right: |b| b.starts_with(b"\x00\x00\x00\x01Bud1"),
+    },
 ];
 
 fn backup_like(orig: &[u8]) -> impl Fn(&[u8]) -> bool + '_ {
     move |b: &[u8]| {
         // A copy of a page's source: not the page as served, and source-looking.
-        b != orig && (text_has(b, &["<?php", "<%", "import ", "def ", "require(", "#!/"]) || crate::compare::similarity(&String::from_utf8_lossy(b), &String::from_utf8_lossy(orig)) > 0.3)
+        b != orig
+            && (text_has(b, &["<?php", "<%", "import ", "def ", "require(", "#!/"])
+                || crate::compare::similarity(
+                    &String::from_utf8_lossy(b),
+                    &String::from_utf8_lossy(orig),
+                ) > 0.3)
     }
 }
 
@@ -243,10 +443,24 @@ pub(crate) async fn finish(ctx: &Arc<Ctx>, site: &Site) {
             }
             let c = ctx.clone();
             tasks.spawn(async move {
-                let Ok(resp) = c.send(&Request::get(u.clone())).await else { return };
-                if resp.status == 200 && !not_found(&c, u.path(), &resp) && (p.looks_right)(&resp.body) {
+                let Ok(resp) = c.send(&Request::get(u.clone())).await else {
+                    return;
+                };
+                if resp.status == 200
+                    && !not_found(&c, u.path(), &resp)
+                    && (p.looks_right)(&resp.body)
+                {
                     let ev = evidence(&c, &u, &resp, &["content-type"], None);
-                    c.add(make(p.class, &u, "GET", None, None, ev, u.path(), Vec::new()));
+                    c.add(make(
+                        p.class,
+                        &u,
+                        "GET",
+                        None,
+                        None,
+                        ev,
+                        u.path(),
+                        Vec::new(),
+                    ));
                 }
             });
         }
@@ -256,11 +470,22 @@ pub(crate) async fn finish(ctx: &Arc<Ctx>, site: &Site) {
     let mut named: Vec<&Url> = site
         .pages
         .iter()
-        .filter(|u| u.path().rsplit('/').next().is_some_and(|l| l.contains('.') && !l.ends_with(".js") && !l.ends_with(".css")))
+        .filter(|u| {
+            u.path()
+                .rsplit('/')
+                .next()
+                .is_some_and(|l| l.contains('.') && !l.ends_with(".js") && !l.ends_with(".css"))
+        })
         .collect();
     named.sort_by_key(|u| {
         let p = u.path();
-        !(p.ends_with(".php") || p.ends_with(".asp") || p.ends_with(".aspx") || p.ends_with(".jsp") || p.ends_with(".py") || p.ends_with(".rb") || p.ends_with(".conf"))
+        !(p.ends_with(".php")
+            || p.ends_with(".asp")
+            || p.ends_with(".aspx")
+            || p.ends_with(".jsp")
+            || p.ends_with(".py")
+            || p.ends_with(".rb")
+            || p.ends_with(".conf"))
     });
     named.dedup();
     for page in named.into_iter().take(6) {
@@ -275,14 +500,27 @@ pub(crate) async fn finish(ctx: &Arc<Ctx>, site: &Site) {
             let c = ctx.clone();
             let orig_url = page.clone();
             tasks.spawn(async move {
-                let Ok(resp) = c.send(&Request::get(u.clone())).await else { return };
+                let Ok(resp) = c.send(&Request::get(u.clone())).await else {
+                    return;
+                };
                 if resp.status != 200 || not_found(&c, u.path(), &resp) {
                     return;
                 }
-                let Ok(orig) = c.send(&Request::get(orig_url)).await else { return };
+                let Ok(orig) = c.send(&Request::get(orig_url)).await else {
+                    return;
+                };
                 if backup_like(&orig.body)(&resp.body) {
                     let ev = evidence(&c, &u, &resp, &["content-type"], None);
-                    c.add(make(&finding::EXPOSED_BACKUP, &u, "GET", None, None, ev, u.path(), Vec::new()));
+                    c.add(make(
+                        &finding::EXPOSED_BACKUP,
+                        &u,
+                        "GET",
+                        None,
+                        None,
+                        ev,
+                        u.path(),
+                        Vec::new(),
+                    ));
                 }
             });
         }
@@ -298,7 +536,9 @@ pub(crate) async fn finish(ctx: &Arc<Ctx>, site: &Site) {
         }
         let c = ctx.clone();
         tasks.spawn(async move {
-            let Ok(resp) = c.send(&Request::get(u.clone())).await else { return };
+            let Ok(resp) = c.send(&Request::get(u.clone())).await else {
+                return;
+            };
             on_response(&c, &u, &resp).await;
         });
     }
@@ -333,8 +573,14 @@ const FOREIGN_ORIGIN: &str = "https://picket-cors-probe.example";
 async fn cors(ctx: &Ctx, url: &Url) {
     let mut req = Request::get(url.clone());
     req.headers.push(("Origin".into(), FOREIGN_ORIGIN.into()));
-    let Ok(resp) = ctx.send(&req).await else { return };
-    let acao = resp.header("access-control-allow-origin").unwrap_or_default().trim().to_owned();
+    let Ok(resp) = ctx.send(&req).await else {
+        return;
+    };
+    let acao = resp
+        .header("access-control-allow-origin")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
     let creds = resp
         .header("access-control-allow-credentials")
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
@@ -349,13 +595,29 @@ async fn cors(ctx: &Ctx, url: &Url) {
     };
     let ev = WebEvidence {
         request: request_text(&ctx.client, &req),
-        response_excerpt: excerpt(&resp, &["access-control-allow-origin", "access-control-allow-credentials"], None)
-            .lines()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join("\n"),
+        response_excerpt: excerpt(
+            &resp,
+            &[
+                "access-control-allow-origin",
+                "access-control-allow-credentials",
+            ],
+            None,
+        )
+        .lines()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("\n"),
     };
-    let mut f = make(&finding::CORS, &page_url(url), "GET", None, None, ev, detail, Vec::new());
+    let mut f = make(
+        &finding::CORS,
+        &page_url(url),
+        "GET",
+        None,
+        None,
+        ev,
+        detail,
+        Vec::new(),
+    );
     if creds {
         f.severity = picket_model::Severity::High;
     }
@@ -371,9 +633,15 @@ mod tests {
         assert!(env_file(b"DB_PASSWORD=secret\nAPI_KEY=abc\n# c\n"));
         assert!(!env_file(b"<html><body>not found</body></html>"));
         assert!(!env_file(b"hello world"));
-        assert!(is_listing("<html><head><title>Directory listing for /static/</title>"));
+        assert!(is_listing(
+            "<html><head><title>Directory listing for /static/</title>"
+        ));
         assert!(!is_listing("<html><head><title>Shop</title>"));
-        let head = PROBES.iter().find(|p| p.path == ".git/HEAD").map(|p| p.looks_right).unwrap_or(|_| false);
+        let head = PROBES
+            .iter()
+            .find(|p| p.path == ".git/HEAD")
+            .map(|p| p.looks_right)
+            .unwrap_or(|_| false);
         assert!(head(b"ref: refs/heads/main\n"));
         assert!(!head(b"<html>page not found</html>"));
     }

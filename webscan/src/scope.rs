@@ -91,8 +91,7 @@ pub fn path_pattern(path: &str) -> String {
     path.split('/')
         .map(|seg| {
             let numeric = !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit());
-            let hexish = seg.len() >= 16
-                && seg.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+            let hexish = seg.len() >= 16 && seg.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
             if numeric || hexish {
                 "{n}"
             } else {
@@ -143,13 +142,13 @@ mod tests {
     #[test]
     fn links_resolve_and_patterns_collapse_ids() {
         let base = u("http://h/a/b.html");
-        assert_eq!(resolve(&base, "c?x=1#f").map(|x| x.to_string()), Some("http://h/a/c?x=1".into()));
+        assert_eq!(
+            resolve(&base, "c?x=1#f").map(|x| x.to_string()),
+            Some("http://h/a/c?x=1".into())
+        );
         assert_eq!(resolve(&base, "javascript:alert(1)"), None);
         assert_eq!(path_pattern("/item/42/edit"), "/item/{n}/edit");
-        assert_eq!(
-            path_pattern("/u/0123456789abcdef0123"),
-            "/u/{n}"
-        );
+        assert_eq!(path_pattern("/u/0123456789abcdef0123"), "/u/{n}");
         assert_eq!(
             dedup_key("GET", &u("http://h/item/1?b=2&a=1"), &[]),
             dedup_key("GET", &u("http://h/item/7?a=9&b=3"), &[])

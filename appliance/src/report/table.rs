@@ -315,7 +315,8 @@ pub fn web_report(r: &picket_model::WebReport) -> String {
         let _ = writeln!(out, "warning: {}", clean(w));
     }
     let plain: Vec<picket_model::Finding> = r.findings.iter().map(|f| f.to_finding()).collect();
-    let _ = writeln!(
+    let _ =
+        writeln!(
         out,
         "\n{}: {} pages, {} endpoints, {} injection points, {} requests ({} failed), {}{}; {:.2} s",
         clean(&r.web.target),

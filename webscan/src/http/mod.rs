@@ -134,7 +134,9 @@ impl Response {
             }
             None => {
                 let head = &self.body[..self.body.len().min(512)];
-                String::from_utf8_lossy(head).to_ascii_lowercase().contains("<html")
+                String::from_utf8_lossy(head)
+                    .to_ascii_lowercase()
+                    .contains("<html")
             }
         }
     }
@@ -220,7 +222,11 @@ impl RateLimiter {
                 let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
                 let now = tokio::time::Instant::now();
                 let second = Duration::from_secs(1);
-                while w.answered.front().is_some_and(|t| now.duration_since(*t) >= second) {
+                while w
+                    .answered
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= second)
+                {
                     w.answered.pop_front();
                 }
                 if w.inflight + w.answered.len() < rate as usize {
@@ -235,7 +241,10 @@ impl RateLimiter {
                     .front()
                     .map(|t| (*t + second).saturating_duration_since(now))
                     .unwrap_or(interval)
-                    .clamp(Duration::from_millis(1), interval.max(Duration::from_millis(5)))
+                    .clamp(
+                        Duration::from_millis(1),
+                        interval.max(Duration::from_millis(5)),
+                    )
             };
             tokio::time::sleep(wait).await;
         }
@@ -796,7 +805,10 @@ mod tests {
                     .iter()
                     .filter(|(s, e)| *e >= t && *s < t + Duration::from_secs(1))
                     .count();
-                assert!(meets <= 51, "{meets} requests could arrive in the second from {t:?}");
+                assert!(
+                    meets <= 51,
+                    "{meets} requests could arrive in the second from {t:?}"
+                );
             }
         }
     }
@@ -808,7 +820,11 @@ mod tests {
         for _ in 0..100 {
             drop(rl.acquire().await);
         }
-        assert!(start.elapsed() >= Duration::from_millis(980), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(980),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

@@ -38,8 +38,8 @@ impl RawRequest {
             out.extend_from_slice(v.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-        let needs_len = !self.body.is_empty()
-            || matches!(self.method.as_str(), "POST" | "PUT" | "PATCH");
+        let needs_len =
+            !self.body.is_empty() || matches!(self.method.as_str(), "POST" | "PUT" | "PATCH");
         if needs_len && !has_len {
             out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
         }
@@ -117,8 +117,7 @@ pub enum Framing {
 
 /// The framing of a response to `method` with this head (RFC 9112 section 6.3).
 pub fn framing(method: &str, head: &Head) -> Result<Framing, HeadError> {
-    if method == "HEAD" || (100..200).contains(&head.status) || matches!(head.status, 204 | 304)
-    {
+    if method == "HEAD" || (100..200).contains(&head.status) || matches!(head.status, 204 | 304) {
         return Ok(Framing::None);
     }
     if let Some(te) = head.get("transfer-encoding") {
@@ -260,7 +259,10 @@ mod tests {
         assert_eq!(h.get("location"), Some("/x"));
         assert_eq!(h.get("set-cookie"), Some("a=\u{fffd}"));
         assert_eq!(h.len, raw.len() - 4);
-        assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nA: b"), Err(HeadError::Partial));
+        assert_eq!(
+            parse_head(b"HTTP/1.1 200 OK\r\nA: b"),
+            Err(HeadError::Partial)
+        );
         assert!(matches!(
             parse_head(b"SSH-2.0-OpenSSH\r\n\r\n"),
             Err(HeadError::Invalid(_))
@@ -279,7 +281,10 @@ mod tests {
             Ok(Framing::None)
         );
         assert_eq!(
-            framing("GET", &h("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")),
+            framing(
+                "GET",
+                &h("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+            ),
             Ok(Framing::Chunked)
         );
         assert_eq!(
