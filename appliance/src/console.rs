@@ -121,7 +121,8 @@ impl<R: BufRead> LineReader<R> {
                     return Ok(Line::Text(buf));
                 }
                 0x08 | 0x7f => {
-                    if buf.pop().is_some() && !secret {
+                    let erased = buf.pop().is_some();
+                    if erased && !secret {
                         echo.write_all(b"\x08 \x08")?;
                     }
                 }

@@ -370,7 +370,6 @@ fn on_a_terminal_ctrl_c_cancels_and_does_not_kill() {
     send(b"n\r");
     expect("Nothing was changed.");
     expect(PROMPT);
-    drop(send);
     drop(stdin);
     let status = wait_bounded(&mut child, Duration::from_secs(20));
     let _ = reader.join();
