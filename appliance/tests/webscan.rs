@@ -559,3 +559,138 @@ fn bad_input_exits_2_naming_it() {
     );
     assert_eq!(run.out.status.code(), Some(3), "{}", stderr(&run));
 }
+
+/// An `openssl s_server` on loopback with a self-signed certificate that still accepts TLS 1.0
+/// and 1.1; killed when dropped.
+struct TlsServer {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsServer {
+    fn start() -> TlsServer {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        let gen = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .unwrap_or_else(|e| panic!("openssl req: {e}"));
+        assert!(
+            gen.status.success(),
+            "{}",
+            String::from_utf8_lossy(&gen.stderr)
+        );
+        // A free port: bound by us, released, then taken by s_server (loopback only).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut child = Command::new("openssl")
+            .args([
+                "s_server",
+                "-accept",
+                &format!("127.0.0.1:{port}"),
+                "-www",
+                "-min_protocol",
+                "TLSv1",
+                "-cipher",
+                "DEFAULT:@SECLEVEL=0",
+                "-cert",
+            ])
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("openssl s_server: {e}"));
+        let out = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let mut reader = BufReader::new(out);
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 && !line.contains("ACCEPT") {
+            line.clear();
+        }
+        assert!(line.contains("ACCEPT"), "s_server did not start");
+        TlsServer {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn tls_obsolete_versions_and_an_untrusted_certificate_are_reported() {
+    let server = TlsServer::start();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("https://127.0.0.1:{}/", server.port);
+    // Without --insecure-tls the self-signed certificate stops the scan (exit 3, named).
+    let refused = picket(
+        &dir.path().join("state"),
+        &dir.path().join("r0.json"),
+        &["scan", "web", &url, "--passive-only"],
+        &[],
+    );
+    assert_eq!(refused.out.status.code(), Some(3), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("TLS") || stderr(&refused).contains("certificate"),
+        "{}",
+        stderr(&refused)
+    );
+    let run = picket(
+        &dir.path().join("state"),
+        &dir.path().join("r.json"),
+        &[
+            "scan",
+            "web",
+            &url,
+            "--insecure-tls",
+            "--passive-only",
+            "--max-pages",
+            "3",
+        ],
+        &[],
+    );
+    assert_eq!(run.out.status.code(), Some(0), "{}", stderr(&run));
+    let checks: Vec<String> = run.report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| f["title"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        checks
+            .iter()
+            .any(|t| t.contains("TLSv1.0") && t.contains("TLSv1.1")),
+        "{checks:?}"
+    );
+    assert!(
+        checks
+            .iter()
+            .any(|t| t.starts_with("TLS certificate not valid")),
+        "{checks:?}"
+    );
+}

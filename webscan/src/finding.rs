@@ -164,11 +164,19 @@ class!(
 );
 class!(
     TLS_WEAK,
-    "tls-weak-config",
-    "Weak TLS configuration",
+    "tls-weak-protocol",
+    "Obsolete TLS protocol versions accepted",
     326,
     Medium,
-    "Disable TLS 1.0/1.1 and weak cipher suites; serve a valid certificate."
+    "Disable TLS 1.0 and 1.1 (and SSL); accept TLS 1.2 and 1.3 only."
+);
+class!(
+    TLS_CERT,
+    "tls-bad-certificate",
+    "TLS certificate not valid",
+    295,
+    Medium,
+    "Serve a certificate from a trusted CA for this name, within its validity period."
 );
 
 /// Longest request kept in evidence.

@@ -24,6 +24,7 @@ pub mod jslibs;
 pub mod openapi;
 pub mod passive;
 pub mod scope;
+pub mod tls;
 
 pub use error::{Result, WebscanError};
 
@@ -190,6 +191,8 @@ pub(crate) struct Ctx {
     pending: Mutex<Vec<(String, inject::Point, String, &'static finding::Class)>>,
     /// Cookies the site set itself, with the first page that set each.
     cookie_pages: Mutex<Vec<(String, Url)>>,
+    /// Findings per capped class.
+    counts: Mutex<std::collections::HashMap<&'static str, usize>>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -330,6 +333,17 @@ impl Ctx {
             .clone()
     }
 
+    /// Takes one of `cap` places of a capped class; false when none is left.
+    pub fn take_slot(&self, key: &'static str, cap: usize) -> bool {
+        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let n = c.entry(key).or_insert(0);
+        if *n >= cap {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
     /// True the first time a key is seen.
     pub fn first(&self, key: String) -> bool {
         self.done
@@ -399,6 +413,7 @@ pub async fn run(cfg: &WebScanConfig) -> Result<WebScanOutcome> {
         done: Mutex::new(HashSet::new()),
         pending: Mutex::new(Vec::new()),
         cookie_pages: Mutex::new(Vec::new()),
+        counts: Mutex::new(std::collections::HashMap::new()),
     });
 
     // The start page first: an unreachable target is an error, not an empty report.
@@ -424,6 +439,7 @@ pub async fn run(cfg: &WebScanConfig) -> Result<WebScanOutcome> {
         points = active::run(&ctx, &site).await;
     }
     passive::finish(&ctx, &site).await;
+    tls::check(&ctx).await;
 
     let mut findings = ctx
         .findings

@@ -38,18 +38,22 @@ fn page_url(url: &Url) -> Url {
     u
 }
 
+/// Records a page-level finding once per directory (a site's pages share their server's
+/// headers; one finding per page would bury the rest), at most [`MAX_PER_CLASS`] per class.
 fn add_page(ctx: &Ctx, class: &Class, url: &Url, ev: WebEvidence, detail: &str) {
-    if !ctx.first(format!(
-        "{}|{}",
-        class.key,
-        crate::scope::path_pattern(url.path())
-    )) {
+    let path = url.path();
+    let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+    if !ctx.first(format!("{}|{dir}", class.key)) {
         return;
     }
-    if !ctx.first(format!("{}|count|{}", class.key, next_count(ctx, class))) {
+    if !ctx.take_slot(class.key, MAX_PER_CLASS) {
+        ctx.warn(format!(
+            "more than {MAX_PER_CLASS} directories with `{}`; the rest not listed",
+            class.key
+        ));
         return;
     }
-    ctx.add(make(
+    let mut f = make(
         class,
         &page_url(url),
         "GET",
@@ -58,23 +62,11 @@ fn add_page(ctx: &Ctx, class: &Class, url: &Url, ev: WebEvidence, detail: &str) 
         ev,
         detail,
         Vec::new(),
-    ));
-}
-
-/// Gives each page-level finding of a class a number; past the cap, warns once and refuses.
-fn next_count(ctx: &Ctx, class: &Class) -> usize {
-    let mut n = 0;
-    while !ctx.first(format!("{}|n|{n}", class.key)) {
-        n += 1;
-    }
-    if n >= MAX_PER_CLASS {
-        ctx.warn(format!(
-            "more than {MAX_PER_CLASS} pages with `{}`; the rest not listed",
-            class.key
-        ));
-        return usize::MAX;
-    }
-    n
+    );
+    let mut dir_url = page_url(url);
+    dir_url.set_path(dir);
+    f.id = finding::stable_id(class, "GET", &dir_url, None, None);
+    ctx.add(f);
 }
 
 fn version_re() -> Option<&'static Regex> {

@@ -307,6 +307,45 @@ impl Client {
         Instant::now() >= self.cfg.deadline
     }
 
+    /// Waits for a rate slot for traffic that is not an HTTP request (TLS probes), so the rate
+    /// limit covers it too.
+    pub async fn pace(&self) -> RateTicket {
+        self.rate.acquire().await
+    }
+
+    /// A TLS handshake with certificate verification against the Web PKI roots: the reason
+    /// when the server's certificate is not acceptable (expired, self-signed, wrong name).
+    pub async fn verify_certificate(&self, url: &Url) -> std::result::Result<(), String> {
+        let host = url
+            .host_str()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = url.port_or_known_default().unwrap_or(443);
+        let cfg = tls_config(false).map_err(|e| e.to_string())?;
+        let name = ServerName::try_from(host.clone()).map_err(|e| e.to_string())?;
+        let _t = self.rate.acquire().await;
+        let fut = async {
+            let tcp = TcpStream::connect((host.as_str(), port))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio_rustls::TlsConnector::from(cfg)
+                .connect(name, tcp)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        tokio::time::timeout(self.cfg.request_timeout, fut)
+            .await
+            .unwrap_or_else(|_| Err("handshake timed out".into()))
+    }
+
+    /// The per-request time limit.
+    pub fn request_timeout(&self) -> Duration {
+        self.cfg.request_timeout
+    }
+
     /// Sets a cookie in the jar (`--cookie`, login).
     pub fn set_cookie(&self, name: &str, value: &str) {
         let mut jar = self.jar.lock().unwrap_or_else(|p| p.into_inner());
