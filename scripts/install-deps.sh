@@ -36,6 +36,9 @@ PACKAGES=(
     chromium chromium-driver python3-selenium
     # appliance daemon tests (appliance/tests/daemon.rs): an HTTP CONNECT proxy with Basic auth
     tinyproxy
+    # console tests (appliance/tests/console.rs): systemd-networkd applies the files `picket
+    # console` writes (in a namespace of its own); `script` gives the console a terminal
+    systemd bsdutils
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -673,3 +673,127 @@ fn apply_stored_renders_the_saved_settings() {
         assert_eq!(read(boot.path().join(n)), read(etc.path().join(n)), "{n}");
     }
 }
+
+/// Runs inside `unshare -n -m` (its own network and mount namespaces, so nothing of this
+/// machine's network or /etc changes): a veth pair `pk0`/`pk1` with 198.18.5.1/24 on `pk1`,
+/// /sys remounted (this namespace's interfaces; read-only, so networkd does not wait for udev),
+/// /run/systemd a tmpfs, a temporary directory bound over /etc/systemd/network. `picket console`
+/// configures pk0 there; the real systemd-networkd then applies what it wrote. Prints `OK`,
+/// `TIMEOUT` and `SKIP` lines for the test to check. $1: picket, $2: a work directory.
+const NETWORKD_SCRIPT: &str = r#"
+set -u
+PICKET=$1; W=$2
+mount --make-rprivate /
+mount -t sysfs -o ro none /sys
+mount -t tmpfs none /run/systemd
+mkdir -p /run/systemd/netif && chown systemd-network:systemd-network /run/systemd/netif
+mkdir -p "$W/network" && mount --bind "$W/network" /etc/systemd/network
+ip link set lo up
+ip link add pk0 type veth peer name pk1
+ip addr add 198.18.5.1/24 dev pk1
+ip link set pk1 up
+netd() { /lib/systemd/systemd-networkd >>"$W/networkd.log" 2>&1 & echo $!; }
+wait_for() {  # up to 15 s
+    local what=$1; shift
+    for _ in $(seq 150); do "$@" >/dev/null 2>&1 && { echo "OK $what"; return 0; }; sleep 0.1; done
+    echo "TIMEOUT $what"; return 1
+}
+printf '1\npk0\n2\n198.18.5.10/24\n198.18.5.1\n198.18.5.53\n\ny\n' |
+    "$PICKET" --state-dir "$W/state" console --etc-dir /etc/systemd/network >"$W/static.out"
+echo "CONSOLE static rc=$?"
+N=$(netd)
+wait_for static-address sh -c 'ip -4 -br addr show pk0 | grep -q " 198.18.5.10/24"'
+wait_for static-route sh -c 'ip -4 route show default | grep -q "^default via 198.18.5.1 dev pk0"'
+wait_for static-dns sh -c 'grep -qs "^DNS=198.18.5.53$" /run/systemd/netif/links/*'
+kill $N; wait $N 2>/dev/null
+ip addr flush dev pk0
+dnsmasq --no-daemon --conf-file=/dev/null --interface=pk1 --bind-interfaces --port=0 --no-resolv \
+    --no-hosts --dhcp-range=198.18.5.100,198.18.5.150,255.255.255.0,1h \
+    --dhcp-leasefile="$W/leases" >"$W/dnsmasq.log" 2>&1 &
+D=$!
+printf '1\n\n1\n\ny\n' |
+    "$PICKET" --state-dir "$W/state" console --etc-dir /etc/systemd/network >"$W/dhcp.out"
+echo "CONSOLE dhcp rc=$?"
+N=$(netd)
+wait_for dhcp-address sh -c 'ip -4 -br addr show pk0 | grep -Eq " 198\.18\.5\.(1[0-4][0-9]|150)/24"'
+kill $N $D; wait $N $D 2>/dev/null
+if ip link add link pk0 name pkprobe type vlan id 5 2>/dev/null; then
+    ip link del pkprobe
+    ip addr flush dev pk0
+    printf '1\npk0\n2\n198.18.6.10/24\n\n\n120\ny\n' |
+        "$PICKET" --state-dir "$W/state" console --etc-dir /etc/systemd/network >"$W/vlan.out"
+    echo "CONSOLE vlan rc=$?"
+    N=$(netd)
+    wait_for vlan-link sh -c 'ip -d link show pk0.120 | grep -q "vlan protocol 802.1Q id 120"'
+    wait_for vlan-address sh -c 'ip -4 -br addr show pk0.120 | grep -q " 198.18.6.10/24"'
+    kill $N; wait $N 2>/dev/null
+else
+    echo "SKIP vlan: this kernel has no 802.1Q support"
+fi
+"#;
+
+/// What `picket console` writes is what systemd-networkd applies: static address, default route
+/// and DNS, then DHCP from dnsmasq, then (when the kernel has 802.1Q) a tagged VLAN, each typed at
+/// the console and brought up by the real networkd in a namespace of its own. Needs root; skipped
+/// with `PICKET_SKIP_NETNS=1`.
+#[test]
+fn systemd_networkd_applies_what_the_console_writes() {
+    if std::env::var("PICKET_SKIP_NETNS").as_deref() == Ok("1") {
+        eprintln!("PICKET_SKIP_NETNS=1: skipping the systemd-networkd namespace test");
+        return;
+    }
+    let work = tmp();
+    let out = Command::new("timeout")
+        .args([
+            "120",
+            "unshare",
+            "-n",
+            "-m",
+            "bash",
+            "-c",
+            NETWORKD_SCRIPT,
+            "networkd-test",
+        ])
+        .arg(picket())
+        .arg(work.path())
+        .output()
+        .unwrap_or_else(|e| panic!("unshare: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let log = std::fs::read_to_string(work.path().join("networkd.log")).unwrap_or_default();
+    let report = format!(
+        "{text}\nstderr: {}\nnetworkd log (tail):\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        log.lines().rev().take(30).collect::<Vec<_>>().join("\n")
+    );
+    assert!(out.status.success(), "{report}");
+    for line in [
+        "CONSOLE static rc=0",
+        "OK static-address",
+        "OK static-route",
+        "OK static-dns",
+        "CONSOLE dhcp rc=0",
+        "OK dhcp-address",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?}\n{report}"
+        );
+    }
+    if text.contains("SKIP vlan") {
+        eprintln!("802.1Q unavailable in this kernel: the VLAN part was not run");
+    } else {
+        for line in ["CONSOLE vlan rc=0", "OK vlan-link", "OK vlan-address"] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?}\n{report}"
+            );
+        }
+    }
+    assert!(!text.contains("TIMEOUT"), "{report}");
+    let static_out = read(work.path().join("static.out"));
+    assert!(
+        static_out
+            .contains("systemd-networkd is not running; the settings take effect when it starts."),
+        "{static_out}"
+    );
+}
