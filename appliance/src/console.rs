@@ -695,6 +695,18 @@ impl<R: BufRead, W: Write> Console<R, W> {
     fn enroll_screen(&mut self) -> Step<()> {
         self.term.line("\n-- Enroll --")?;
         let mut current = self.current_settings()?;
+        let now = enrollment_line(&self.opts.state_dir);
+        if now.starts_with("enrolled") {
+            self.term.say(&wrap("Now: ", &now))?;
+            self.term.line(
+                "Enrolling again gives this appliance a new identity; the platform keeps\n\
+                 the old one as a separate appliance.",
+            )?;
+            if !self.term.confirm("Enroll again?", false)? {
+                self.term.line("Nothing was changed.")?;
+                return Ok(());
+            }
+        }
         let default_url = current.platform_url.clone();
         let prompt = match &default_url {
             Some(u) => format!("Platform URL (https://HOST[:PORT], Enter = {u}): "),

@@ -259,7 +259,10 @@ impl StaticAddressing {
             if gw == address.addr {
                 return Err(invalid("gateway", &gw.to_string(), "is the address itself"));
             }
-            if !address.contains(&gw) {
+            // IPv6 routers are usually addressed by their link-local address, which is on
+            // every link whatever the prefix.
+            let link_local_v6 = matches!(gw, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
+            if !address.contains(&gw) && !link_local_v6 {
                 return Err(invalid(
                     "gateway",
                     &gw.to_string(),
@@ -769,6 +772,11 @@ mod tests {
         let v6 = parse_host_ip("gateway", "2001:db8::1").ok();
         assert!(StaticAddressing::new(a, v6, vec![]).is_err());
         assert!(StaticAddressing::new(a, Some(a.addr), vec![]).is_err());
+        let v6 = Cidr::parse("2001:db8::10/64").unwrap_or_else(|e| panic!("{e}"));
+        let ll = parse_host_ip("gateway", "fe80::1").ok();
+        assert!(StaticAddressing::new(v6, ll, vec![]).is_ok());
+        let off6 = parse_host_ip("gateway", "2001:db9::1").ok();
+        assert!(StaticAddressing::new(v6, off6, vec![]).is_err());
         let p31 = Cidr::parse("198.18.0.0/31").unwrap_or_else(|e| panic!("{e}"));
         assert!(StaticAddressing::new(p31, parse_host_ip("g", "198.18.0.1").ok(), vec![]).is_ok());
     }

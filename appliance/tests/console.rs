@@ -537,7 +537,7 @@ async fn enrollment_through_the_console() {
     let r = console_async(
         state.clone(),
         etc.path().to_path_buf(),
-        format!("3\n\n{code2}\n\n"),
+        format!("3\n\n3\ny\n\n{code2}\n\n"),
     )
     .await;
     assert!(
@@ -545,7 +545,10 @@ async fn enrollment_through_the_console() {
         "{}",
         r.out
     );
-    assert!(r.out.contains("Enrolled as appliance "), "{}", r.out);
+    // Enrolling an enrolled appliance again asks first; Enter means no.
+    assert!(r.out.contains("Enroll again? [y/N]: "), "{}", r.out);
+    assert_eq!(r.out.matches("Nothing was changed.").count(), 1, "{}", r.out);
+    assert_eq!(r.out.matches("Enrolled as appliance ").count(), 1, "{}", r.out);
     let id = r
         .out
         .lines()
