@@ -547,8 +547,18 @@ async fn enrollment_through_the_console() {
     );
     // Enrolling an enrolled appliance again asks first; Enter means no.
     assert!(r.out.contains("Enroll again? [y/N]: "), "{}", r.out);
-    assert_eq!(r.out.matches("Nothing was changed.").count(), 1, "{}", r.out);
-    assert_eq!(r.out.matches("Enrolled as appliance ").count(), 1, "{}", r.out);
+    assert_eq!(
+        r.out.matches("Nothing was changed.").count(),
+        1,
+        "{}",
+        r.out
+    );
+    assert_eq!(
+        r.out.matches("Enrolled as appliance ").count(),
+        1,
+        "{}",
+        r.out
+    );
     let id = r
         .out
         .lines()
