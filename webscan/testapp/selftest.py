@@ -409,6 +409,9 @@ def run_checks(app, cb):
     r2 = c.get("/item?id=%00")
     check("odd-input", r.status == 500 and r2.status in (200, 500) and c.get("/").status == 200,
           "%s %s" % (r.status, r2.status))
+    codes = [c.get("/view?file=%2Fe%00").status, c.get("/download?file=%2Fe%00").status,
+             a.get("/tools/echo?text=%2Fe%00").status, a.get("/tools/banner?text=%2Fe%00").status]
+    check("nul-input", codes == [404, 404, 200, 200], "NUL bytes are not server errors: %s" % codes)
 
     # passive
     legacy, home = anon.get("/legacy/index.php"), anon.get("/")

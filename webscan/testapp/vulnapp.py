@@ -14,6 +14,7 @@ anything but regular files; SQL runs read-only with a length limit, a time limit
 """
 
 import ast
+import errno
 import html
 import http.client
 import io
@@ -345,6 +346,8 @@ def fetch(url, via):
 
 def read_regular_file(path):
     """The first MAX_READ bytes of a regular file (no FIFOs, devices or directories)."""
+    if "\x00" in path:
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory")
     if not stat.S_ISREG(os.stat(path).st_mode):
         raise IsADirectoryError("not a regular file: %s" % path)
     with open(path, "rb") as f:
@@ -421,6 +424,8 @@ def find_sandbox():
 
 def run_cmd(argv):
     """Runs argv (already sandboxed) with a time limit; (exit code, output prefix)."""
+    if any("\x00" in a for a in argv):
+        return 2, b"invalid input\n"
     proc = subprocess.Popen(SANDBOX + argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -884,6 +889,8 @@ class Handler(common.BaseHandler):
         name = arg("file", "terms.txt")
         # look-alike: normalized and checked to stay in the directory
         base = os.path.realpath(DATA["files"])
+        if "\x00" in name:
+            return self.send_body(404, "no such file\n", "text/plain; charset=utf-8")
         target = os.path.realpath(os.path.join(base, name))
         if os.path.dirname(target) != base:
             return self.send_body(400, "invalid file name\n", "text/plain; charset=utf-8")
@@ -906,6 +913,8 @@ class Handler(common.BaseHandler):
     def manuals(self, rest):
         # look-alike: the same, normalized and checked
         base = os.path.realpath(DATA["docs"])
+        if "\x00" in unquote(rest):
+            return self.send_body(404, "no such document\n", "text/plain; charset=utf-8")
         target = os.path.realpath(os.path.join(base, unquote(rest) or "intro.html"))
         if os.path.dirname(target) != base:
             return self.send_body(400, "invalid document name\n", "text/plain; charset=utf-8")
