@@ -198,16 +198,33 @@ impl PointRun<'_> {
         headers: &[&str],
         detail: &str,
     ) {
+        self.report_note(class, probe, needle, headers, detail, "");
+    }
+
+    /// As [`PointRun::report`], with a note on how the finding was confirmed in the evidence.
+    fn report_note(
+        &self,
+        class: &Class,
+        probe: &Probe,
+        needle: Option<&str>,
+        headers: &[&str],
+        detail: &str,
+        note: &str,
+    ) {
         let ep = &self.p.endpoint;
+        let mut response_excerpt = excerpt(&probe.resp, headers, needle);
+        if !note.is_empty() {
+            response_excerpt = format!("{note}\n\n{response_excerpt}");
+        }
         let ev = WebEvidence {
             request: request_text(&self.ctx.client, &probe.request),
-            response_excerpt: excerpt(&probe.resp, headers, needle),
+            response_excerpt,
         };
         self.ctx.add(make(
             class,
             &ep.url,
             &ep.method,
-            Some(&self.p.name),
+            Some(&self.p.label()),
             Some(self.p.location),
             ev,
             detail,
@@ -586,14 +603,14 @@ async fn stored_xss(ctx: &Arc<Ctx>, site: &Site) {
                 &finding::XSS_REFLECTED,
                 &ep.method,
                 &ep.url,
-                Some(&p.name),
+                Some(&p.label()),
                 Some(p.location),
             );
             let stored_id = finding::stable_id(
                 &finding::XSS_STORED,
                 &ep.method,
                 &ep.url,
-                Some(&p.name),
+                Some(&p.label()),
                 Some(p.location),
             );
             if ctx.has(&stored_id) {
@@ -614,7 +631,7 @@ async fn stored_xss(ctx: &Arc<Ctx>, site: &Site) {
                 &finding::XSS_STORED,
                 &ep.url,
                 &ep.method,
-                Some(&p.name),
+                Some(&p.label()),
                 Some(p.location),
                 ev,
                 &format!("shown on {}", page.path()),
@@ -741,17 +758,21 @@ async fn sqli_boolean(run: &PointRun<'_>) -> bool {
         }
         let words: Vec<&str> = s1.iter().map(String::as_str).take(8).collect();
         let needle = s1.iter().find(|w| !w.starts_with("__status")).cloned();
-        run.report(
+        let note = format!(
+            "true {:?} and false {:?} give two different pages (words that differ: {}); {:?} and {:?} give the same two",
+            fam[0],
+            fam[1],
+            words.join(" "),
+            fam[2],
+            fam[3]
+        );
+        run.report_note(
             &finding::SQLI,
             &t1,
             needle.as_deref(),
             &["content-type"],
-            &format!(
-                "boolean conditions change the page ({}; confirmed with {:?} / {:?})",
-                words.join(" "),
-                fam[2],
-                fam[3]
-            ),
+            "boolean conditions change the page",
+            &note,
         );
         return true;
     }
@@ -1152,7 +1173,7 @@ async fn late_callbacks(ctx: &Arc<Ctx>) {
             class,
             &ep.url,
             &ep.method,
-            Some(&p.name),
+            Some(&p.label()),
             Some(p.location),
             ev,
             "the target fetched our callback URL (blind, delayed)",

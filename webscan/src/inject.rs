@@ -228,6 +228,14 @@ pub enum PathEncoding {
 }
 
 impl Point {
+    /// The parameter as reports name it: the name, or `path[N]` for the N-th path segment.
+    pub fn label(&self) -> String {
+        match self.location {
+            Location::Path => format!("path[{}]", self.name),
+            _ => self.name.clone(),
+        }
+    }
+
     /// The request with `value` in this point, everything else as the endpoint has it.
     pub fn request(&self, value: &str) -> Request {
         self.request_with(value, PathEncoding::Encoded)
