@@ -139,6 +139,11 @@ pub struct ConsoleArgs {
     #[arg(long, value_name = "FILE")]
     pub resolv_conf: Option<PathBuf>,
 
+    /// Daemon configuration file (proxy, platform trust), as for `picket daemon`. Default
+    /// /etc/picket/picket.toml if present.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// No menu: write the network settings saved in the store to --etc-dir (and
     /// --resolv-conf) and exit; for a boot unit ordered before systemd-networkd.
     #[arg(long)]

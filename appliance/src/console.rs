@@ -16,10 +16,12 @@
 
 use crate::app::AppError;
 use crate::cli::{Cli, ConsoleArgs};
+use crate::control::{Request, Response};
 use crate::enroll::CaTrust;
 use crate::netcfg::{self, Addressing, Cidr, IfName, NetPlan, StaticAddressing};
 use crate::secrets::SecretString;
 use crate::settings::{self, ApplianceSettings, NetworkSettings, ProxySettings};
+use crate::store::{Store, StoreError};
 use std::io::{self, BufRead, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -312,6 +314,19 @@ pub struct ConsoleOptions {
     pub network_dir: PathBuf,
     /// A resolv.conf to write static DNS servers to (images without systemd-resolved).
     pub resolv_conf: Option<PathBuf>,
+    /// The daemon's configuration file (proxy and platform trust of enrollment and the check);
+    /// `None`: the default path, if present.
+    pub config: Option<PathBuf>,
+}
+
+impl ConsoleOptions {
+    fn daemon_config(&self) -> Result<crate::config::Config, String> {
+        let r = match &self.config {
+            Some(p) => crate::config::Config::load(p, true),
+            None => crate::config::Config::load(Path::new(crate::config::DEFAULT_CONFIG), false),
+        };
+        r.map_err(|e| e.to_string())
+    }
 }
 
 /// One interface as the network screen lists it.
@@ -441,7 +456,7 @@ impl<R: BufRead, W: Write> Console<R, W> {
     }
 
     fn refresh(&mut self) {
-        self.settings = settings::load(&self.opts.state_dir).map_err(|e| e.to_string());
+        self.settings = load_settings(&self.opts.state_dir);
     }
 
     fn draw_menu(&mut self) -> io::Result<()> {
@@ -485,7 +500,7 @@ impl<R: BufRead, W: Write> Console<R, W> {
     }
 
     fn save_settings(&mut self, s: &ApplianceSettings) -> Step<bool> {
-        match settings::save(&self.opts.state_dir, s) {
+        match save_settings(&self.opts.state_dir, s) {
             Ok(()) => Ok(true),
             Err(e) => {
                 self.term.say(&wrap(
@@ -743,7 +758,7 @@ impl<R: BufRead, W: Write> Console<R, W> {
             "Enrolling with {url} (up to {} s)...",
             ENROLL_TIMEOUT.as_secs()
         ))?;
-        match enroll_blocking(&self.opts.state_dir, &url, &code, trust) {
+        match enroll_blocking(&self.opts, &url, &code, trust) {
             Ok(o) => {
                 self.term
                     .line(&format!("Enrolled as appliance {}.", o.appliance_id))?;
@@ -832,7 +847,7 @@ impl<R: BufRead, W: Write> Console<R, W> {
             "Connectivity check (dns, tcp, proxy, tls, api; up to {} s):",
             CHECK_TIMEOUT.as_secs()
         ))?;
-        match check_report(&self.opts.state_dir) {
+        match check_report(&self.opts) {
             Ok(c) => {
                 for st in &c.steps {
                     let label =
@@ -850,6 +865,59 @@ impl<R: BufRead, W: Write> Console<R, W> {
     }
 }
 
+/// Who has the store: this process (opened) or the running daemon (asked over its socket).
+enum Access {
+    Store(Store),
+    Daemon,
+}
+
+/// The store if it is free; the daemon if it holds it. Deciding without waiting matters: on the
+/// appliance the daemon always holds the store, and a lock wait before every read would make
+/// each menu redraw take seconds on the serial line. Another short-lived picket (the console on
+/// the other terminal saving) holds it only briefly, so without a daemon socket it is waited for.
+fn access(state_dir: &Path) -> Result<Access, String> {
+    match Store::open_waiting(state_dir, Duration::ZERO) {
+        Ok(store) => return Ok(Access::Store(store)),
+        Err(StoreError::Locked { .. }) => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    if crate::control::socket_path(state_dir).exists() {
+        return Ok(Access::Daemon);
+    }
+    match Store::open_waiting(state_dir, crate::app::LOCK_WAIT) {
+        Ok(store) => Ok(Access::Store(store)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn ask_daemon(state_dir: &Path, req: &Request) -> Result<Response, String> {
+    crate::control::request(state_dir, req).map_err(|e| e.to_string())
+}
+
+fn load_settings(state_dir: &Path) -> Result<ApplianceSettings, String> {
+    match access(state_dir)? {
+        Access::Store(store) => settings::load_from(&store, state_dir).map_err(|e| e.to_string()),
+        Access::Daemon => match ask_daemon(state_dir, &Request::GetSettings)? {
+            Response::Settings(w) => Ok(w.into_settings()),
+            other => Err(crate::control::unexpected(state_dir, &other).to_string()),
+        },
+    }
+}
+
+fn save_settings(state_dir: &Path, s: &ApplianceSettings) -> Result<(), String> {
+    settings::validate(s).map_err(|e| e.to_string())?;
+    match access(state_dir)? {
+        Access::Store(store) => settings::save_to(&store, state_dir, s).map_err(|e| e.to_string()),
+        Access::Daemon => {
+            let req = Request::SaveSettings(crate::control::WireSettings::from(s));
+            match ask_daemon(state_dir, &req)? {
+                Response::Ok => Ok(()),
+                other => Err(crate::control::unexpected(state_dir, &other).to_string()),
+            }
+        }
+    }
+}
+
 /// How long the connectivity check may take as a whole (each of its steps has its own bound).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -863,30 +931,24 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 /// The appliance's status: from the store, or from the daemon while it holds the store (the
 /// same sources as `picket status`).
 fn status_report(state_dir: &Path) -> Result<crate::status::StatusReport, String> {
-    use crate::control::{Request, Response};
-    use crate::store::{Store, StoreError};
-    match Store::open_waiting(state_dir, crate::app::LOCK_WAIT) {
-        Ok(store) => crate::status::offline_report(&store, state_dir).map_err(|e| e.to_string()),
-        Err(StoreError::Locked { .. }) => {
-            match crate::control::request(state_dir, &Request::Status) {
-                Ok(Response::Status(s)) => Ok(*s),
-                Ok(other) => Err(crate::control::unexpected(state_dir, &other).to_string()),
-                Err(e) => Err(e.to_string()),
-            }
+    match access(state_dir)? {
+        Access::Store(store) => {
+            crate::status::offline_report(&store, state_dir).map_err(|e| e.to_string())
         }
-        Err(e) => Err(e.to_string()),
+        Access::Daemon => match ask_daemon(state_dir, &Request::Status)? {
+            Response::Status(s) => Ok(*s),
+            other => Err(crate::control::unexpected(state_dir, &other).to_string()),
+        },
     }
 }
 
 /// `picket status --check`, as the console runs it: from the store's identity and settings, or
 /// asked of the daemon while it holds the store.
-fn check_report(state_dir: &Path) -> Result<crate::status::CheckReport, String> {
-    use crate::control::{Request, Response};
-    use crate::store::{Store, StoreError};
-    let input = match Store::open_waiting(state_dir, crate::app::LOCK_WAIT) {
-        Ok(store) => {
-            let cfg = crate::config::Config::load(Path::new(crate::config::DEFAULT_CONFIG), false)
-                .map_err(|e| e.to_string())?;
+fn check_report(opts: &ConsoleOptions) -> Result<crate::status::CheckReport, String> {
+    let state_dir = opts.state_dir.as_path();
+    let input = match access(state_dir)? {
+        Access::Store(store) => {
+            let cfg = opts.daemon_config()?;
             let kek = crate::settings::kek_for(&store, state_dir).map_err(|e| e.to_string())?;
             let enrolled = crate::enroll::load(&store, &kek)
                 .map_err(|e| e.to_string())?
@@ -902,14 +964,12 @@ fn check_report(state_dir: &Path) -> Result<crate::status::CheckReport, String> 
                 Err(e) => return Err(e.to_string()),
             }
         }
-        Err(StoreError::Locked { .. }) => {
-            return match crate::control::request(state_dir, &Request::Check) {
-                Ok(Response::Check(c)) => Ok(c),
-                Ok(other) => Err(crate::control::unexpected(state_dir, &other).to_string()),
-                Err(e) => Err(e.to_string()),
+        Access::Daemon => {
+            return match ask_daemon(state_dir, &Request::Check)? {
+                Response::Check(c) => Ok(c),
+                other => Err(crate::control::unexpected(state_dir, &other).to_string()),
             }
         }
-        Err(e) => return Err(e.to_string()),
     };
     runtime()?.block_on(async {
         tokio::time::timeout(CHECK_TIMEOUT, crate::status::run_check(input))
@@ -922,15 +982,31 @@ fn check_report(state_dir: &Path) -> Result<crate::status::CheckReport, String> 
 const ENROLL_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn enroll_blocking(
-    state_dir: &Path,
+    opts: &ConsoleOptions,
     url: &str,
     code: &str,
     trust: CaTrust,
 ) -> Result<crate::enroll::EnrollOutcome, String> {
+    let state_dir = opts.state_dir.as_path();
+    let store = match access(state_dir)? {
+        Access::Store(store) => store,
+        Access::Daemon => {
+            let req = Request::Enroll {
+                platform_url: url.to_owned(),
+                code: code.to_owned(),
+                ca: trust,
+            };
+            return match ask_daemon(state_dir, &req)? {
+                Response::Enrolled(o) => Ok(o),
+                other => Err(crate::control::unexpected(state_dir, &other).to_string()),
+            };
+        }
+    };
+    let cfg = opts.daemon_config()?;
     runtime()?.block_on(async {
         match tokio::time::timeout(
             ENROLL_TIMEOUT,
-            crate::enroll::enroll(state_dir, url, code, trust),
+            crate::enroll::enroll_with_store(&store, state_dir, &cfg, url, code, &trust),
         )
         .await
         {
@@ -998,30 +1074,32 @@ fn describe_proxy(p: Option<&ProxySettings>) -> String {
 
 /// The enrollment as one line: from the store, or from the running daemon when it holds it.
 fn enrollment_line(state_dir: &Path) -> String {
-    match crate::store::Store::open_waiting(state_dir, crate::app::LOCK_WAIT) {
-        Ok(store) => match crate::enroll::identity(&store) {
-            Ok(Some(id)) => format!("enrolled as {} with {}", id.appliance_id, id.platform_url),
-            Ok(None) => "not enrolled".into(),
-            Err(e) => format!("unknown ({e})"),
+    let line = |enrolled: bool, id: Option<&str>, url: Option<&str>| match (enrolled, id) {
+        (true, Some(id)) => format!("enrolled as {id} with {}", url.unwrap_or("?")),
+        _ => "not enrolled".to_owned(),
+    };
+    let r = match access(state_dir) {
+        Ok(Access::Store(store)) => crate::enroll::identity(&store)
+            .map(|i| {
+                line(
+                    i.is_some(),
+                    i.as_ref().map(|i| i.appliance_id.as_str()),
+                    i.as_ref().map(|i| i.platform_url.as_str()),
+                )
+            })
+            .map_err(|e| e.to_string()),
+        Ok(Access::Daemon) => match ask_daemon(state_dir, &Request::Status) {
+            Ok(Response::Status(s)) => Ok(line(
+                s.enrolled,
+                s.appliance_id.as_deref(),
+                s.platform_url.as_deref(),
+            )),
+            Ok(other) => Err(crate::control::unexpected(state_dir, &other).to_string()),
+            Err(e) => Err(e),
         },
-        Err(crate::store::StoreError::Locked { .. }) => {
-            match crate::control::request(state_dir, &crate::control::Request::Status) {
-                Ok(crate::control::Response::Status(s)) => match (&s.appliance_id, s.enrolled) {
-                    (Some(id), true) => format!(
-                        "enrolled as {id} with {}",
-                        s.platform_url.as_deref().unwrap_or("?")
-                    ),
-                    _ => "not enrolled".into(),
-                },
-                Ok(other) => format!(
-                    "unknown ({})",
-                    crate::control::unexpected(state_dir, &other)
-                ),
-                Err(e) => format!("unknown ({e})"),
-            }
-        }
-        Err(e) => format!("unknown ({e})"),
-    }
+        Err(e) => Err(e),
+    };
+    r.unwrap_or_else(|e| format!("unknown ({e})"))
 }
 
 /// `label` then `text`, continued lines indented under the text, at most [`WIDTH`] wide.
@@ -1159,6 +1237,7 @@ pub fn run(cli: &Cli, args: &ConsoleArgs) -> Result<u8, AppError> {
         state_dir: crate::app::state_dir(cli)?,
         network_dir: args.etc_dir.clone(),
         resolv_conf: args.resolv_conf.clone(),
+        config: args.config.clone(),
     };
     if args.apply_stored {
         return apply_stored(cli, &opts);

@@ -810,3 +810,116 @@ fn systemd_networkd_applies_what_the_console_writes() {
         "{static_out}"
     );
 }
+
+/// Stops a child with SIGTERM (as systemd does), bounded; SIGKILL if it does not go.
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// On the appliance the daemon runs all the time and holds the store: the console then reads
+/// and saves settings, enrolls and checks through the daemon's control socket. Same screens, same
+/// answers, and the daemon starts using what the console set (its status shows the enrollment).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_works_through_the_running_daemon() {
+    let platform = Platform::start().await;
+    let fp = platform.shared.ca.fingerprint();
+    let code = platform.code();
+    let (dir, etc) = (tmp(), tmp());
+    let state = dir.path().join("state");
+    let config = dir.path().join("picket.toml");
+    std::fs::write(
+        &config,
+        "[scan]\nscope = [\"127.0.0.0/8\"]\n[daemon]\npoll_wait_secs = 5\nheartbeat_secs = 2\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let log =
+        std::fs::File::create(dir.path().join("daemon.log")).unwrap_or_else(|e| panic!("{e}"));
+    let mut daemon = Command::new(picket())
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("daemon")
+        .arg("--config")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start the daemon: {e}"));
+    let sock = state.join("daemon.sock");
+    let start = Instant::now();
+    while !sock.exists() && start.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let daemon_log = || std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
+    assert!(
+        sock.exists(),
+        "no control socket; daemon log:\n{}",
+        daemon_log()
+    );
+
+    let run = |input: String| {
+        let (state, etc, config) = (state.clone(), etc.path().to_path_buf(), config.clone());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                console(
+                    &state,
+                    &etc,
+                    &["--config", config.to_str().unwrap_or_default()],
+                    &input,
+                )
+            })
+            .await
+            .unwrap_or_else(|e| panic!("join: {e}"))
+        }
+    };
+    // Proxy set and removed, enrollment, status: all while the daemon holds the store.
+    let r = run(format!(
+        "2\nhttp://127.0.0.1:3128\n\n\n2\nnone\n\n3\n{}\n{code}\n{fp}\n4\n",
+        platform.url()
+    ))
+    .await;
+    assert!(
+        r.status.success(),
+        "{}\ndaemon log:\n{}",
+        r.out,
+        daemon_log()
+    );
+    assert!(
+        r.out.contains("  Proxy   : http://127.0.0.1:3128\n"),
+        "{}",
+        r.out
+    );
+    assert!(
+        r.out.contains("  Proxy   : none (direct connection)\n"),
+        "{}",
+        r.out
+    );
+    assert!(
+        r.out.contains("Enrolled as appliance "),
+        "{}\ndaemon log:\n{}",
+        r.out,
+        daemon_log()
+    );
+    assert!(r.out.contains("Daemon      : running\n"), "{}", r.out);
+    assert!(r.out.contains("Enrolled    : yes, appliance "), "{}", r.out);
+    assert!(
+        r.out.contains("Check passed: the platform is reachable.\n"),
+        "{}\ndaemon log:\n{}",
+        r.out,
+        daemon_log()
+    );
+    assert!(!r.out.contains("cannot be read"), "{}", r.out);
+    terminate(&mut daemon);
+    platform.stop().await;
+}
