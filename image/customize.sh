@@ -27,9 +27,6 @@ if "$ROOTFS/usr/bin/picket" console --help >/dev/null 2>&1; then echo 1; else ec
 mkdir -p "$ROOTFS/usr/share/doc/picket"
 [ -f "$REPO/SECURITY_FEATURES.md" ] && cp "$REPO/SECURITY_FEATURES.md" "$ROOTFS/usr/share/doc/picket/"
 
-# Service account from sysusers.d (at build time: /etc is read-only on the appliance).
-chroot "$ROOTFS" systemd-sysusers
-
 # No way in: root locked and without a shell; no getty anywhere; no debug or rescue shells.
 chroot "$ROOTFS" usermod --lock --shell /usr/sbin/nologin root
 rm -f "$ROOTFS/etc/systemd/system/getty.target.wants/getty@tty1.service"
@@ -50,9 +47,13 @@ systemctl --root="$ROOTFS" mask --quiet \
     systemd-hwdb-update.service systemd-boot-system-token.service
 systemctl --root="$ROOTFS" enable --quiet \
     systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \
-    nftables.service picket-daemon.service \
+    nftables.service picket-daemon.service picket-network-config.service \
     picket-console@tty1.service picket-console@ttyS0.service
 systemctl --root="$ROOTFS" set-default --quiet multi-user.target
+
+# No set-user-id or set-group-id programs: nobody logs in, and the services run with
+# NoNewPrivileges, so they could only ever help an attacker who already runs code here.
+find "$ROOTFS" -xdev -type f -perm /6000 -exec chmod ug-s {} +
 
 # Identity: the machine id is generated per boot into /run (empty file on a read-only /etc);
 # names resolve through resolved's stub.
@@ -85,7 +86,7 @@ sed -i -E "s/^([^:]*:[^:]*:)[0-9]+:/\1$day:/" "$ROOTFS/etc/shadow"
 
 # Security exposure of every service we ship, as systemd scores it.
 {
-    for unit in picket-daemon.service picket-console@ttyS0.service; do
+    for unit in picket-daemon.service picket-console@ttyS0.service picket-network-config.service; do
         echo "== $unit"
         systemd-analyze security --offline=true --root="$ROOTFS" --no-pager "$unit" 2>&1 | tail -n 3 || true
     done

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -213,20 +214,19 @@ def test_verity(ctx: Ctx) -> str:
             if code is None:
                 raise Failure(f"{label}: the machine neither booted nor stopped within "
                               f"{BOOT_TIMEOUT_S:.0f} s; serial tail:\n{text[-800:]}")
-            evidence = [ln for ln in text.splitlines()
-                        if "verity" in ln.lower() and ("corrupt" in ln.lower() or "fail" in ln.lower())]
+            evidence = re.findall(r"device-mapper: verity: [^\n]*corrupted|picket-verity: [^\n]*fail[^\n]*", text)
             if not evidence:
                 raise Failure(f"{label}: stopped without a verity error; serial tail:\n{text[-800:]}")
             no_way_in(text, label)
             results.append(f"{label} @{offset - a_start} ({old:#04x}->{new:#04x}): "
-                           f"stopped after {vm.elapsed():.0f} s, \"{evidence[0].strip()[:90]}\"")
+                           f"stopped after {vm.elapsed():.0f} s, \"{evidence[0].strip()[:90]}\"" +
+                           (", rebooted" if "dm-verity device corrupted" in text else ""))
         finally:
             vm.kill()
     return "; ".join(results)
 
 
 def picketvm_re(pattern: str, text: str) -> bool:
-    import re
     return re.search(pattern, text) is not None
 
 
@@ -271,11 +271,169 @@ def test_powercut(ctx: Ctx) -> str:
     return "; ".join(notes)
 
 
+def luks_dump(disk: Path, work: Path) -> str:
+    """`cryptsetup luksDump` of the data partition's header, read from the VM's disk (the host
+    needs no device-mapper: the 16 MiB header is copied out of a raw conversion)."""
+    full = work / "full.raw"
+    run(["qemu-img", "convert", "-O", "raw", str(disk), str(full)])
+    table = json.loads(run(["sfdisk", "-J", str(full)]).stdout)
+    data = [p for p in table["partitiontable"]["partitions"] if p.get("name") == "data"]
+    if not data:
+        raise Failure("no partition named data on the disk")
+    start = int(data[0]["start"]) * 512
+    header = work / "data-header.img"
+    with open(full, "rb") as src, open(header, "wb") as dst:
+        src.seek(start)
+        dst.write(src.read(16 * 1024 * 1024))
+    full.unlink()
+    return run(["cryptsetup", "luksDump", str(header)]).stdout
+
+
+def test_tpm(ctx: Ctx) -> str:
+    """With a TPM (swtpm), first boot seals the data key to it and leaves no other keyslot and no
+    key in the header; the second boot unlocks through the TPM. Without one, the header holds the
+    key in the clear (the documented weaker mode)."""
+    work = ctx.subdir("tpm")
+    disk = overlay(ctx.raw, work, "disk")
+    vm = VM(disk, work, "tpm1", memory_mb=MEMORY_MB, tpm=True)
+    try:
+        t1 = boot_to_ready(vm, ctx, "first boot with TPM")
+        if "key sealed to the TPM" not in vm.text():
+            raise Failure("first boot with a TPM did not seal the key to it")
+    finally:
+        vm.kill()
+    vm = VM(disk, work, "tpm2", memory_mb=MEMORY_MB, tpm=True)
+    try:
+        t2 = boot_to_ready(vm, ctx, "second boot with TPM")
+        if "picket-data: unlocked" not in vm.text():
+            raise Failure("second boot did not unlock the data partition through the TPM")
+    finally:
+        vm.kill()
+    dump = luks_dump(disk, work)
+    if "systemd-tpm2" not in dump:
+        raise Failure("the LUKS header has no systemd-tpm2 token")
+    if "picket-cleartext-key" in dump:
+        raise Failure("the LUKS header still holds a cleartext key next to the TPM token")
+    slots = [ln for ln in dump.splitlines() if ln.strip().endswith(": luks2") and ln.startswith("  ")]
+    if len(slots) != 1:
+        raise Failure(f"expected exactly one keyslot (the TPM's), found {len(slots)}")
+    # Without a TPM the same image boots, with the weaker, documented key storage.
+    disk2 = overlay(ctx.raw, work, "notpm")
+    vm = VM(disk2, work, "notpm", memory_mb=MEMORY_MB)
+    try:
+        boot_to_ready(vm, ctx, "first boot without TPM")
+    finally:
+        vm.kill()
+    if "picket-cleartext-key" not in luks_dump(disk2, work):
+        raise Failure("without a TPM the header lacks the documented cleartext key token")
+    return (f"TPM: key sealed (PCR 7) at first boot ({t1:.0f} s), one keyslot, no key in the "
+            f"header, unlocked by the TPM at second boot ({t2:.0f} s); no TPM: key token in the header")
+
+
+def extract_root(ctx: Ctx) -> Path:
+    """Root A's squashfs, copied out of picket.raw (unsquashfs reads it; the host needs no mount)."""
+    path = ctx.work / "root.squashfs"
+    if not path.exists():
+        start = int(ctx.manifest["ROOT_A_START_MIB"]) * 1024 * 1024
+        size = int(ctx.manifest["ROOT_DATA_BYTES"])
+        with open(ctx.raw, "rb") as src, open(path, "wb") as dst:
+            src.seek(start)
+            dst.write(src.read(size))
+    return path
+
+
+def root_file(sq: Path, name: str) -> str:
+    return run(["unsquashfs", "-cat", str(sq), name]).stdout
+
+
+def test_static(ctx: Ctx) -> str:
+    """What can be read off the image without booting it: accounts, services, firewall, boot
+    entry, set-id programs, kernel command line, unit exposure scores, size."""
+    sq = extract_root(ctx)
+    problems = []
+    listing = run(["unsquashfs", "-lls", "-d", "", str(sq)]).stdout.splitlines()
+    names = {ln.split()[-1] if " -> " not in ln else ln.split(" -> ")[0].split()[-1]: ln for ln in listing
+             if ln[:1] in "-dlcbps"}
+    # Accounts: no password that could ever match, root without a shell.
+    for line in root_file(sq, "etc/shadow").splitlines():
+        user, pw = line.split(":")[:2]
+        if not (pw.startswith("!") or pw.startswith("*")):
+            problems.append(f"account {user} has a usable password field")
+    root_pw = root_file(sq, "etc/passwd").splitlines()[0].split(":")
+    if root_pw[0] != "root" or not root_pw[-1].endswith("nologin"):
+        problems.append(f"root's shell is {root_pw[-1]}")
+    # No remote or local login service.
+    for banned in ("/usr/sbin/sshd", "/usr/sbin/dropbear", "/usr/sbin/telnetd", "/usr/sbin/in.telnetd",
+                   "/usr/bin/sudo"):
+        if banned in names:
+            problems.append(f"{banned} is in the image")
+    masked = ["getty@.service", "serial-getty@.service", "autovt@.service", "console-getty.service",
+              "debug-shell.service", "emergency.service", "rescue.service"]
+    for unit in masked:
+        entry = names.get(f"/etc/systemd/system/{unit}", "")
+        if "-> /dev/null" not in entry:
+            problems.append(f"{unit} is not masked")
+    for tty in ("tty1", "ttyS0"):
+        if f"/etc/systemd/system/getty.target.wants/picket-console@{tty}.service" not in names:
+            problems.append(f"the console is not enabled on {tty}")
+    setid = [n for n, ln in names.items() if ln[0] == "-" and (ln[3] in "sS" or ln[6] in "sS")]
+    if setid:
+        problems.append(f"set-id programs: {', '.join(sorted(setid)[:8])}")
+    nft = root_file(sq, "etc/nftables.conf")
+    if "type filter hook input priority filter; policy drop;" not in nft:
+        problems.append("nftables input policy is not drop")
+    # Boot entry: no editor, the root hash in the UKI's command line.
+    loader = run(["mtype", "-i", f"{ctx.raw}@@1M", "::/loader/loader.conf"],
+                 env={"MTOOLS_SKIP_CHECK": "1", "PATH": "/usr/bin:/bin"}).stdout
+    if "editor no" not in loader:
+        problems.append("systemd-boot's editor is not off")
+    cmdline = (ctx.image_dir / "cmdline.txt").read_text()
+    for flag in (f"picket.roothash={ctx.manifest['ROOT_HASH']}", "picket.verify=full", "panic=10",
+                 "lockdown=integrity", "module.sig_enforce=1", "init_on_alloc=1", "vsyscall=none"):
+        if flag not in cmdline:
+            problems.append(f"kernel command line lacks {flag}")
+    uki = (ctx.image_dir / "picket-a.efi").read_bytes()
+    if f"picket.roothash={ctx.manifest['ROOT_HASH']}".encode() not in uki:
+        problems.append("the UKI does not carry the root hash")
+    sysctl = root_file(sq, "etc/sysctl.d/90-picket-hardening.conf")
+    for key in ("kernel.kptr_restrict = 2", "kernel.unprivileged_bpf_disabled = 1", "kernel.kexec_load_disabled = 1"):
+        if key not in sysctl:
+            problems.append(f"sysctl {key} missing")
+    # Exposure scores systemd-analyze gave at build time.
+    scores = {}
+    text = (ctx.image_dir / "systemd-analyze-security.txt").read_text()
+    for unit, score in re.findall(r"Overall exposure level for (\S+): ([0-9.]+)", text):
+        scores[unit] = float(score)
+        if float(score) > 2.5:
+            problems.append(f"{unit} exposure {score} > 2.5")
+    if len(scores) < 3:
+        problems.append(f"exposure scores missing ({scores})")
+    packages = (ctx.image_dir / "packages.txt").read_text().split()
+    for banned in ("openssh-server", "dropbear", "telnetd", "apt", "sudo"):
+        if any(p.split("=")[0] == banned for p in packages):
+            problems.append(f"package {banned} installed")
+    raw_mb = ctx.raw.stat().st_size / 2**20
+    qcow_mb = (ctx.image_dir / "picket.qcow2").stat().st_size / 2**20
+    if raw_mb > 400:
+        problems.append(f"raw image {raw_mb:.0f} MiB > 400 MiB")
+    ctx.figures.update({"exposure": scores, "packages": len(packages), "raw_mib": round(raw_mb),
+                        "qcow2_mib": round(qcow_mb)})
+    if problems:
+        raise Failure("; ".join(problems))
+    return (f"accounts locked, root nologin, gettys/debug/rescue shells masked, console on tty1+ttyS0, "
+            f"no set-id file, nftables input drop, editor off, root hash in the UKI, hardened "
+            f"cmdline and sysctls, {len(packages)} packages, exposure "
+            + ", ".join(f"{u.split('.')[0]} {v}" for u, v in scores.items())
+            + f"; disk {raw_mb:.0f} MiB raw, {qcow_mb:.0f} MiB qcow2")
+
+
 TESTS = {
+    "static": test_static,
     "boot": test_boot,
     "portscan": test_portscan,
     "verity": test_verity,
     "powercut": test_powercut,
+    "tpm": test_tpm,
 }
 
 
