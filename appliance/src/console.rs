@@ -867,7 +867,7 @@ impl<R: BufRead, W: Write> Console<R, W> {
 
 /// Who has the store: this process (opened) or the running daemon (asked over its socket).
 enum Access {
-    Store(Store),
+    Store(Box<Store>),
     Daemon,
 }
 
@@ -877,7 +877,7 @@ enum Access {
 /// the other terminal saving) holds it only briefly, so without a daemon socket it is waited for.
 fn access(state_dir: &Path) -> Result<Access, String> {
     match Store::open_waiting(state_dir, Duration::ZERO) {
-        Ok(store) => return Ok(Access::Store(store)),
+        Ok(store) => return Ok(Access::Store(Box::new(store))),
         Err(StoreError::Locked { .. }) => {}
         Err(e) => return Err(e.to_string()),
     }
@@ -885,7 +885,7 @@ fn access(state_dir: &Path) -> Result<Access, String> {
         return Ok(Access::Daemon);
     }
     match Store::open_waiting(state_dir, crate::app::LOCK_WAIT) {
-        Ok(store) => Ok(Access::Store(store)),
+        Ok(store) => Ok(Access::Store(Box::new(store))),
         Err(e) => Err(e.to_string()),
     }
 }
