@@ -39,6 +39,10 @@ PACKAGES=(
     # console tests (appliance/tests/console.rs): systemd-networkd applies the files `picket
     # console` writes (in a namespace of its own); `script` gives the console a terminal
     systemd bsdutils
+    # appliance image (image/build.sh) and its QEMU tests (qemu-tests/run.py): root file system,
+    # squashfs + dm-verity, UKI stub and boot loader, ESP and GPT tools, OVMF, swtpm for the TPM test
+    mmdebstrap squashfs-tools cryptsetup-bin dosfstools mtools fdisk binutils zstd systemd-boot-efi
+    qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools
 )
 
 if [ "$(id -u)" -ne 0 ]; then
