@@ -812,16 +812,18 @@ async fn sqli_time(run: &PointRun<'_>) -> bool {
     let o = &run.p.original;
     let numeric = !o.is_empty() && o.bytes().all(|b| b.is_ascii_digit());
     // No trailing comments: they would also cut off what follows in the query (placeholders,
-    // other conditions) and turn a vulnerable query into an error. The OR forms run the delay
-    // for rows that do not match the original value too (our value usually matches none).
+    // other conditions) and turn a vulnerable query into an error. The delay sits in a scalar
+    // subquery, which databases evaluate once per statement (a bare `OR sleep(d)` sleeps once per
+    // row: 3 rows, 3d), and behind OR, so it runs although our value matches no row.
     let mut templates = Vec::new();
     if numeric {
-        templates.push(format!("{o} AND sleep({{d}})"));
-        templates.push(format!("{o} OR sleep({{d}})"));
+        templates.push(format!("{o} OR (SELECT sleep({{d}}))"));
     }
-    templates.push(format!("{o}' OR sleep({{d}}) OR '1'='2"));
+    templates.push(format!("{o}' OR (SELECT sleep({{d}})) OR '1'='2"));
+    templates.push(format!(
+        "{o}' OR (SELECT pg_sleep({{d}})) IS NULL OR '1'='2"
+    ));
     templates.push(format!("{o}' AND sleep({{d}}) AND '1'='1"));
-    templates.push(format!("{o}' OR pg_sleep({{d}}) IS NULL OR '1'='2"));
     for t in templates {
         if let Some((probe, t1, t0, t2)) = time_confirmed(run, &t).await {
             let mut probe = probe;
@@ -1156,8 +1158,14 @@ async fn late_callbacks(ctx: &Arc<Ctx>) {
         return;
     }
     let Some(cb) = &ctx.callback else { return };
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    for (t, p, url, class) in pending {
+    // A second after the last token went out (the stored-XSS pass usually took that long).
+    let last = pending
+        .iter()
+        .map(|p| p.4)
+        .max()
+        .unwrap_or_else(tokio::time::Instant::now);
+    tokio::time::sleep_until(last + Duration::from_millis(1000)).await;
+    for (t, p, url, class, _) in pending {
         if cb.hit(&t).is_none() {
             continue;
         }

@@ -171,6 +171,15 @@ pub fn parse_cookie(s: &str) -> Result<(String, String)> {
     Ok((k.to_owned(), v.trim().to_owned()))
 }
 
+/// An out-of-band token sent and not seen yet: token, point, URL sent, class, when.
+pub(crate) type Pending = (
+    String,
+    inject::Point,
+    String,
+    &'static finding::Class,
+    tokio::time::Instant,
+);
+
 /// Shared state of a running scan.
 pub(crate) struct Ctx {
     pub client: Arc<Client>,
@@ -188,7 +197,7 @@ pub(crate) struct Ctx {
     /// Page-level checks already done (by key), so each runs once per site or page.
     pub done: Mutex<HashSet<String>>,
     /// Out-of-band tokens sent and not yet seen: token, point, URL, class.
-    pending: Mutex<Vec<(String, inject::Point, String, &'static finding::Class)>>,
+    pending: Mutex<Vec<Pending>>,
     /// Cookies the site set itself, with the first page that set each.
     cookie_pages: Mutex<Vec<(String, Url)>>,
     /// Findings per capped class.
@@ -299,11 +308,11 @@ impl Ctx {
     ) {
         let mut v = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if v.len() < 20_000 {
-            v.push((token, p, url, class));
+            v.push((token, p, url, class, tokio::time::Instant::now()));
         }
     }
 
-    pub fn take_pending(&self) -> Vec<(String, inject::Point, String, &'static finding::Class)> {
+    pub fn take_pending(&self) -> Vec<Pending> {
         std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
@@ -434,12 +443,20 @@ pub async fn run(cfg: &WebScanConfig) -> Result<WebScanOutcome> {
         a.login(&ctx).await?;
     }
     let site = crawl::crawl(&ctx, openapi_doc).await;
-    let mut points = 0u64;
-    if !cfg.passive_only {
-        points = active::run(&ctx, &site).await;
-    }
-    passive::finish(&ctx, &site).await;
-    tls::check(&ctx).await;
+    // The site-wide probes need nothing from the active checks: both share the client (and so
+    // the rate and budget) and run side by side.
+    let active_phase = async {
+        if cfg.passive_only {
+            0
+        } else {
+            active::run(&ctx, &site).await
+        }
+    };
+    let probes = async {
+        passive::finish(&ctx, &site).await;
+        tls::check(&ctx).await;
+    };
+    let (points, ()) = tokio::join!(active_phase, probes);
 
     let mut findings = ctx
         .findings
