@@ -598,9 +598,13 @@ impl Shared {
         rec.report_pending = true;
         rec.updated = now;
         let store = lock(&self.store);
-        if self.persist_job(&store, &rec).is_err() {
-            // Not stored: not acknowledged either; the platform offers it again next poll.
-            return;
+        if let Err(e) = self.persist_job(&store, &rec) {
+            // The store cannot take it (disk full): the job fails with the reason, reported to
+            // the platform from memory; nothing already stored is touched.
+            rec.state = JobState::Failed;
+            rec.reason = Some(format!("cannot accept the job: {e}"));
+            rec.next_run = None;
+            self.metrics.jobs_failed.fetch_add(1, Ordering::Relaxed);
         }
         drop(store);
         st.jobs.insert(job.id.clone(), rec);

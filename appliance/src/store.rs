@@ -132,6 +132,8 @@ impl StateTree {
 pub struct StateBatch {
     batch: sled::Batch,
     empty: bool,
+    /// Bytes of keys and values put (for the free-space check).
+    bytes: u64,
 }
 
 impl Default for StateBatch {
@@ -145,12 +147,14 @@ impl StateBatch {
         StateBatch {
             batch: sled::Batch::default(),
             empty: true,
+            bytes: 0,
         }
     }
 
     /// Adds a put of `value` (in the record envelope) under `key`.
     pub fn put<T: Serialize>(&mut self, key: &[u8], value: &T) -> Result<()> {
         let bytes = encode(&String::from_utf8_lossy(key), value)?;
+        self.bytes += (key.len() + bytes.len()) as u64;
         self.batch.insert(key, bytes);
         self.empty = false;
         Ok(())
@@ -158,9 +162,13 @@ impl StateBatch {
 
     pub fn remove(&mut self, key: &[u8]) {
         self.batch.remove(key);
+        self.bytes += key.len() as u64;
         self.empty = false;
     }
 }
+
+/// Free space kept in reserve by daemon writes (see [`Store::ensure_space`]).
+pub const STATE_MIN_FREE_BYTES: u64 = 1024 * 1024;
 const STORE_DIR: &str = "store";
 const LOCK_FILE: &str = "lock";
 const CURRENT_FILE: &str = "CURRENT";
@@ -658,6 +666,7 @@ impl Store {
         let id = scan.id().to_owned();
         let full = encode(&format!("scan {id}"), scan)?;
         let summary = encode(&format!("summary of scan {id}"), &scan.summary())?;
+        self.ensure_space((full.len() + summary.len()) as u64)?;
         self.put_record(&id, full, summary)?;
         self.flush()?;
         let mut ids = self.manifest.clone();
@@ -913,6 +922,7 @@ impl Store {
 
     /// Removes one record of a daemon state tree; returns whether it existed. Durable on return.
     pub fn state_remove(&self, tree: StateTree, key: &[u8]) -> Result<bool> {
+        self.ensure_space(key.len() as u64)?;
         let existed = self
             .state_tree(tree)?
             .remove(key)
@@ -922,11 +932,31 @@ impl Store {
         Ok(existed)
     }
 
+    /// Refuses a write of about `bytes` when the file system could not take it with room to
+    /// spare. sled does not recover from ENOSPC in its log (later operations stall or fail), so
+    /// the daemon must fail the one write cleanly instead of letting sled hit a full disk.
+    pub fn ensure_space(&self, bytes: u64) -> Result<()> {
+        let free = self.free_bytes()?;
+        let need = bytes.saturating_mul(3).saturating_add(STATE_MIN_FREE_BYTES);
+        if free < need {
+            return Err(StoreError::Io {
+                op: "write (disk nearly full) to",
+                path: self.gen_path(),
+                source: io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    format!("{free} bytes free, {need} needed"),
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Applies a batch atomically (all or nothing, also across a crash). Durable on return.
     pub fn state_apply(&self, tree: StateTree, batch: StateBatch) -> Result<()> {
         if batch.empty {
             return Ok(());
         }
+        self.ensure_space(batch.bytes)?;
         self.state_tree(tree)?
             .apply_batch(batch.batch)
             .map_err(|e| sled_err("write", &self.gen_path(), e))?;
@@ -941,6 +971,7 @@ impl Store {
         if batches.is_empty() {
             return Ok(());
         }
+        self.ensure_space(batches.iter().map(|(_, b)| b.bytes).sum())?;
         let trees = batches
             .iter()
             .map(|(t, _)| self.state_tree(*t))
