@@ -694,3 +694,93 @@ fn tls_obsolete_versions_and_an_untrusted_certificate_are_reported() {
         "{checks:?}"
     );
 }
+
+/// One raw HTTP/1.1 exchange with the app (for the test's own login): (head, body).
+fn http(port: u16, request: &str) -> (String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("{e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    s.write_all(request.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.to_owned(), body.to_owned())
+}
+
+#[test]
+fn a_session_cookie_from_the_environment_and_an_openapi_file_are_used() {
+    let app = App::start("vulnapp.py", &[], &[]);
+    // Log in by hand: the form's CSRF token, then the session cookie from the answer.
+    let (_, page) = http(
+        app.port,
+        "GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let token = page
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no csrf token in {page}"));
+    let body = format!("csrf_token={token}&next=%2Faccount&username=alice&password=wonderland");
+    let (head, _) = http(
+        app.port,
+        &format!("POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()),
+    );
+    let sid = head
+        .lines()
+        .filter_map(|l| l.strip_prefix("Set-Cookie: sid="))
+        .next()
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no session in {head}"))
+        .to_owned();
+    // The API document as a file, with the app's own document as its content.
+    let (_, doc) = http(
+        app.port,
+        "GET /openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let doc_path = dir.path().join("api.json");
+    std::fs::write(&doc_path, doc).unwrap_or_else(|e| panic!("{e}"));
+    let run = picket(
+        &dir.path().join("state"),
+        &dir.path().join("r.json"),
+        &[
+            "scan",
+            "web",
+            &app.url(),
+            "--cookie-env",
+            "sid=WEBSCAN_TEST_SID",
+            "--openapi",
+            doc_path.to_str().unwrap_or_default(),
+            "--passive-only",
+            "--max-pages",
+            "60",
+        ],
+        &[("WEBSCAN_TEST_SID", &sid)],
+    );
+    assert_eq!(run.out.status.code(), Some(0), "{}", stderr(&run));
+    assert_eq!(run.report["web"]["authenticated"], Value::Bool(true));
+    // Pages behind the login were crawled with the cookie, and not a single login happened.
+    let pages = run.report["web"]["pages"].to_string();
+    assert!(
+        pages.contains("/notes") && pages.contains("/account"),
+        "{pages}"
+    );
+    assert_eq!(
+        app.admin("GET", "/stats")["logins"].as_u64(),
+        Some(1),
+        "only the test's own login"
+    );
+    let endpoints = run.report["web"]["endpoints"].to_string();
+    assert!(
+        endpoints.contains("/api/v2/stock") && endpoints.contains("json:sku"),
+        "{endpoints}"
+    );
+    // The session token is not in the report (evidence shows `sid=[redacted]`).
+    let report_text = std::fs::read_to_string(dir.path().join("r.json")).unwrap_or_default();
+    assert!(!report_text.contains(&sid), "session cookie in the report");
+    assert!(
+        report_text.contains("sid=[redacted]"),
+        "no redacted cookie in the evidence"
+    );
+}

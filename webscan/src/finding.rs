@@ -209,7 +209,7 @@ pub fn stable_id(
 
 /// The request as text for evidence.
 pub fn request_text(client: &Client, req: &Request) -> String {
-    let raw = client.raw_request(req);
+    let raw = client.redacted_request(req);
     let bytes = raw.encode(&crate::http::host_header(&req.url));
     let mut s = String::from_utf8_lossy(&bytes).into_owned();
     if s.len() > MAX_REQUEST_EVIDENCE {

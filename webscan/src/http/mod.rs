@@ -411,6 +411,41 @@ impl Client {
         }
     }
 
+    /// The request as written, with the secrets of the scan replaced by `[redacted]`: cookie
+    /// values from the jar (session cookies) and the values of `--header` headers, unless the
+    /// request itself set them (an injection point's payload stays visible). Reports keep
+    /// evidence for a long time and travel; session tokens must not.
+    pub fn redacted_request(&self, req: &Request) -> RawRequest {
+        let mut raw = self.raw_request(req);
+        for (k, v) in &mut raw.headers {
+            if k.eq_ignore_ascii_case("cookie") {
+                let parts: Vec<String> = v
+                    .split("; ")
+                    .map(|pair| match pair.split_once('=') {
+                        Some((name, value)) => {
+                            if req.cookie_overrides.iter().any(|(n, _)| n == name) {
+                                format!("{name}={value}")
+                            } else {
+                                format!("{name}=[redacted]")
+                            }
+                        }
+                        None => pair.to_owned(),
+                    })
+                    .collect();
+                *v = parts.join("; ");
+            } else if self
+                .cfg
+                .extra_headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(k))
+                && !req.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(k))
+            {
+                *v = "[redacted]".into();
+            }
+        }
+        raw
+    }
+
     /// Sends one request and reads its response, within every limit of the scan.
     pub async fn send(&self, req: &Request) -> Result<Response> {
         let url = req.url.as_str();
