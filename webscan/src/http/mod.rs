@@ -457,6 +457,8 @@ impl Client {
             });
         }
         if self.past_deadline() {
+            // Counted above but never sent.
+            self.sent.fetch_sub(1, Ordering::SeqCst);
             return Err(WebscanError::Deadline {
                 secs: self.cfg.deadline_secs,
             });
@@ -470,6 +472,8 @@ impl Client {
             })?;
         let _ticket = self.rate.acquire().await;
         if self.past_deadline() {
+            // Counted above but never sent.
+            self.sent.fetch_sub(1, Ordering::SeqCst);
             return Err(WebscanError::Deadline {
                 secs: self.cfg.deadline_secs,
             });
