@@ -898,8 +898,11 @@ impl Shared {
             let r = link.client.job_status(&rec.job.id, &update).await;
             match r {
                 Ok(_) => {}
-                // The platform no longer knows the job: nothing more to tell it.
-                Err(CallError::Status { status: 404, .. }) => {}
+                // Refused for good (unknown job, stale state): retrying would not change the
+                // answer and would hold back everything queued behind it.
+                Err(e) if is_final_refusal(&e) => {
+                    self.record_error(&format!("job {} status refused: {e}", rec.job.id));
+                }
                 Err(e) => return Err(e),
             }
             self.contact_ok();
@@ -928,7 +931,10 @@ impl Shared {
         if let Some(c) = pending_cmd {
             if let Some(result) = &c.result {
                 match link.client.command_result(&c.command.id, result).await {
-                    Ok(_) | Err(CallError::Status { status: 404, .. }) => {}
+                    Ok(_) => {}
+                    Err(e) if is_final_refusal(&e) => {
+                        self.record_error(&format!("command {} result refused: {e}", c.command.id));
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -1412,6 +1418,13 @@ impl Shared {
             warnings,
         }
     }
+}
+
+/// A 4xx answer other than authentication, timeout or rate limiting: the platform will give the
+/// same answer to a retry.
+fn is_final_refusal(e: &CallError) -> bool {
+    e.status()
+        .is_some_and(|s| (400..500).contains(&s) && !matches!(s, 401 | 403 | 408 | 429))
 }
 
 enum RunOutcome {

@@ -96,12 +96,20 @@ struct Platform {
 
 impl Platform {
     fn start(dir: &Path, ns: Option<&str>) -> Platform {
+        Platform::start_on(dir, ns, "127.0.0.1:0", None)
+    }
+
+    /// On `listen`, with a platform config file's text when given.
+    fn start_on(dir: &Path, ns: Option<&str>, listen: &str, config: Option<&str>) -> Platform {
         std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
+        if let Some(c) = config {
+            std::fs::write(dir.join("platform.toml"), c).unwrap_or_else(|e| panic!("{e}"));
+        }
         let mut p = Platform {
             child: None,
             dir: dir.to_path_buf(),
             ns: ns.map(str::to_owned),
-            addr: "127.0.0.1:0".into(),
+            addr: listen.into(),
             token: String::new(),
             ca: dir.join("ca.pem"),
             fingerprint: String::new(),
@@ -143,24 +151,28 @@ impl Platform {
             .append(true)
             .open(self.dir.join("platform.log"))
             .unwrap_or_else(|e| panic!("{e}"));
-        let child = command(
-            self.ns.as_deref(),
-            &platform_bin(),
-            &[
-                "serve",
-                "--state-dir",
-                &self.state(),
-                "--listen",
-                &self.addr,
-                "--addr-file",
-                &addr_file.to_string_lossy(),
-            ],
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start picket-platform: {e}"));
+        let conf = self.dir.join("platform.toml");
+        let conf_s = conf.to_string_lossy().into_owned();
+        let addr_s = addr_file.to_string_lossy().into_owned();
+        let state = self.state();
+        let mut args = vec![
+            "serve",
+            "--state-dir",
+            state.as_str(),
+            "--listen",
+            self.addr.as_str(),
+            "--addr-file",
+            addr_s.as_str(),
+        ];
+        if conf.exists() {
+            args.extend(["--config", conf_s.as_str()]);
+        }
+        let child = command(self.ns.as_deref(), &platform_bin(), &args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start picket-platform: {e}"));
         self.child = Some(child);
         wait_until("the platform to listen", Duration::from_secs(30), || {
             std::fs::read_to_string(&addr_file).is_ok_and(|s| s.trim().contains(':'))
@@ -683,11 +695,11 @@ fn a_job_scans_the_test_network_and_its_results_reach_the_platform_exactly() {
     let remote = p.findings(&scan);
     a.stop();
     let local = a.local_findings(&scan);
-    // The test network's TLS services are self-signed: one finding each, and nothing else.
+    // The IPv4 subnet's TLS services are self-signed: one finding each, and nothing else.
     let tls_services = net
         .truth
-        .hosts
-        .iter()
+        .subnet_hosts()
+        .into_iter()
         .flat_map(|h| &h.services)
         .filter(|s| s.tls)
         .count();
@@ -1005,4 +1017,209 @@ fn a_full_disk_fails_the_job_with_a_reason_and_loses_nothing_stored() {
     );
     a.stop();
     assert_eq!(ids(&a.local_findings(&scan), ""), remote);
+}
+
+impl Platform {
+    fn command(&self, appliance: &str, kind: Value) -> String {
+        let v = self.call(
+            "POST",
+            &format!("/api/v1/appliances/{appliance}/commands"),
+            Some(&serde_json::json!({ "kind": kind })),
+        );
+        v["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no command id in {v}"))
+            .to_owned()
+    }
+
+    /// Waits for the appliance's answer to a command.
+    fn command_result(&self, appliance: &str, id: &str) -> Value {
+        let mut found = Value::Null;
+        wait_until(
+            &format!("the answer to command {id}"),
+            Duration::from_secs(60),
+            || {
+                let list = self.call(
+                    "GET",
+                    &format!("/api/v1/appliances/{appliance}/commands"),
+                    None,
+                );
+                found = list
+                    .as_array()
+                    .and_then(|l| l.iter().find(|c| c["command"]["id"] == id).cloned())
+                    .unwrap_or(Value::Null);
+                !found["result"].is_null()
+            },
+        );
+        found["result"].clone()
+    }
+}
+
+#[test]
+fn remote_commands_are_answered() {
+    if skip_netns() {
+        return;
+    }
+    let ns = Netns::new("cm");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = Platform::start(&dir.path().join("pf"), Some(&ns.0));
+    let farm = TlsFarm::start(dir.path(), Some(&ns.0), 24000, 1300);
+    let config = format!("[scan]\nscope = [\"127.0.0.0/8\"]\n{}", tuning());
+    let mut a = Appliance::new(&dir.path().join("a"), Some(&ns.0), &config);
+    let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    a.start();
+    let app = appliance_id(&p);
+
+    // Cancel a running scan.
+    let job = p.create_job(&app, &["127.0.0.1"], farm_options(&farm));
+    wait_until("the scan to start", Duration::from_secs(60), || {
+        p.job(&job)["state"] == "running"
+    });
+    let c = p.command(
+        &app,
+        serde_json::json!({"type": "cancel_job", "job_id": job}),
+    );
+    assert_eq!(p.command_result(&app, &c)["ok"], true);
+    let v = p.wait_job(&job, Duration::from_secs(60));
+    assert_eq!(v["state"], "cancelled", "{v}");
+
+    // A configuration fragment: managed keys applied, others refused with their name.
+    let c = p.command(
+        &app,
+        serde_json::json!({"type": "update_config", "toml": "[scan]\nmax_concurrent_jobs = 3\n"}),
+    );
+    assert_eq!(p.command_result(&app, &c)["ok"], true);
+    let c = p.command(
+        &app,
+        serde_json::json!({"type": "update_config", "toml": "[proxy]\nurl = \"http://evil:3128\"\n"}),
+    );
+    let r = p.command_result(&app, &c);
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(
+        r["message"].as_str().is_some_and(|m| m.contains("proxy")),
+        "{r}"
+    );
+
+    // Diagnostics: bounded text with the version and the effective config.
+    let c = p.command(&app, serde_json::json!({"type": "collect_diagnostics"}));
+    let r = p.command_result(&app, &c);
+    let out = r["output"].as_str().unwrap_or_default();
+    assert!(
+        out.contains("picket 0.") && out.contains("max_concurrent_jobs = 3"),
+        "{r}"
+    );
+    assert!(out.len() <= 1024 * 1024);
+
+    // Certificate rotation: a new certificate, and the link keeps working with it.
+    let c = p.command(&app, serde_json::json!({"type": "rotate_certificate"}));
+    assert_eq!(p.command_result(&app, &c)["ok"], true, "{}", a.log());
+    let out = a.picket(&["status", "--check"]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(a.log().contains("certificate renewed"), "{}", a.log());
+
+    // Honest refusals.
+    let c = p.command(&app, serde_json::json!({"type": "update_now"}));
+    let r = p.command_result(&app, &c);
+    assert_eq!(r["ok"], false);
+    assert!(
+        r["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no updater")),
+        "{r}"
+    );
+    let c = p.command(&app, serde_json::json!({"type": "reboot"}));
+    let r = p.command_result(&app, &c);
+    assert_eq!(r["ok"], false);
+    assert!(
+        r["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not supported")),
+        "{r}"
+    );
+
+    // A job after all that still runs and lands whole.
+    let job = p.create_job(
+        &app,
+        &["127.0.0.1"],
+        JobOptions {
+            ports: Some("24000-24009".into()),
+            ..JobOptions::default()
+        },
+    );
+    let (_, remote) = finished(&p, &job, &a);
+    assert!(!remote.is_empty());
+    a.stop();
+}
+
+#[test]
+fn a_link_cut_for_a_minute_loses_and_duplicates_nothing() {
+    if skip_netns() {
+        return;
+    }
+    let cut_secs: u64 = std::env::var("PICKET_LINKCUT_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    // Two namespaces joined by a veth pair on 198.18.200.0/30: the platform's and the appliance's.
+    let pns = Netns::new("lp");
+    let ans = Netns::new("la");
+    let (pv, av) = (
+        format!("pkp{}", std::process::id()),
+        format!("pka{}", std::process::id()),
+    );
+    let ip = |args: &[&str]| {
+        let st = Command::new("ip").args(args).status();
+        assert!(st.is_ok_and(|s| s.success()), "ip {args:?}");
+    };
+    ip(&[
+        "link", "add", &pv, "netns", &pns.0, "type", "veth", "peer", "name", &av, "netns", &ans.0,
+    ]);
+    ip(&["-n", &pns.0, "addr", "add", "198.18.200.1/30", "dev", &pv]);
+    ip(&["-n", &ans.0, "addr", "add", "198.18.200.2/30", "dev", &av]);
+    ip(&["-n", &pns.0, "link", "set", &pv, "up"]);
+    ip(&["-n", &ans.0, "link", "set", &av, "up"]);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = Platform::start_on(
+        &dir.path().join("pf"),
+        Some(&pns.0),
+        "198.18.200.1:8443",
+        Some("server_names = [\"198.18.200.1\"]\n"),
+    );
+    let farm = TlsFarm::start(dir.path(), Some(&ans.0), 25000, 1000);
+    let config = format!("[scan]\nscope = [\"127.0.0.0/8\"]\n{}", tuning());
+    let mut a = Appliance::new(&dir.path().join("a"), Some(&ans.0), &config);
+    let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    a.start();
+    let app = appliance_id(&p);
+    let job = p.create_job(&app, &["127.0.0.1"], farm_options(&farm));
+    wait_until("the scan to start", Duration::from_secs(60), || {
+        p.job(&job)["state"] == "running"
+    });
+    // The link goes down while the scan runs, for a minute; the results wait in the outbox.
+    ip(&["-n", &ans.0, "link", "set", &av, "down"]);
+    let cut = Instant::now();
+    wait_until(
+        "the results in the outbox",
+        Duration::from_secs(300),
+        || a.status()["outbox_chunks"].as_u64().unwrap_or(0) >= 1,
+    );
+    let during = a.status();
+    assert_eq!(
+        during["running_jobs"].as_array().map(Vec::len),
+        Some(0),
+        "{during}"
+    );
+    let left = Duration::from_secs(cut_secs).saturating_sub(cut.elapsed());
+    std::thread::sleep(left);
+    assert!(p.job(&job)["chunks_received"].as_u64() == Some(0));
+    ip(&["-n", &ans.0, "link", "set", &av, "up"]);
+    let (scan, remote) = finished(&p, &job, &a);
+    let st = a.status();
+    assert_eq!(st["outbox_chunks"].as_u64(), Some(0), "{st}");
+    assert_eq!(st["dropped_chunks"].as_u64(), Some(0), "{st}");
+    a.stop();
+    assert_eq!(ids(&a.local_findings(&scan), ""), remote);
+    assert!(remote.len() > 1000, "{}", remote.len());
 }
