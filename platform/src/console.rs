@@ -466,7 +466,7 @@ pub async fn create_job(
             "stale or missing form token".into(),
         ));
     }
-    let result = (|| {
+    let req = (|| {
         let kind = match f.kind.as_str() {
             "net" => ScanKind::Net,
             "host" => ScanKind::Host,
@@ -493,8 +493,12 @@ pub async fn create_job(
             timeout_secs: parse_opt_u64("timeout_secs", &f.timeout_secs)?,
             credentials: None,
         };
-        operator::create_job(&p, req)
+        Ok(req)
     })();
+    let result = match req {
+        Ok(req) => operator::create_job_durable(&p, req).await,
+        Err(e) => Err(e),
+    };
     match result {
         Ok(v) => redirect(&format!("/console/jobs?created={}", qenc(&v.job.id))),
         Err(e) => error_page(&e),
@@ -580,7 +584,7 @@ pub async fn create_code(
         ttl_secs: None,
         label: Some(f.label.trim().to_string()).filter(|l| !l.is_empty()),
     };
-    match operator::create_code(&p, &req) {
+    match operator::create_code_durable(&p, &req).await {
         Ok(c) => page(
             "Enrollment code",
             &format!(

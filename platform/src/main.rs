@@ -228,7 +228,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 None => {
                     let config = load_config(common.config.as_deref())?;
                     let p = Arc::new(Platform::open(config, &common.state_dir)?);
-                    picket_platform::operator::create_code(&p, &req)?.code
+                    let code = picket_platform::operator::create_code(&p, &req)?.code;
+                    p.store.flush_blocking()?;
+                    code
                 }
             };
             println!("{code}");

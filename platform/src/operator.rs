@@ -74,6 +74,7 @@ pub fn generate_code() -> Result<String, PlatformError> {
     Ok(out)
 }
 
+/// Stores a new code (not yet flushed: callers flush, see [`create_code_durable`]).
 pub fn create_code(p: &Shared, req: &CreateCode) -> Result<EnrollmentCode, PlatformError> {
     if let Some(l) = &req.label {
         if l.len() > 200 {
@@ -98,7 +99,6 @@ pub fn create_code(p: &Shared, req: &CreateCode) -> Result<EnrollmentCode, Platf
             used_by: None,
         },
     )?;
-    p.store.flush_blocking()?;
     Ok(EnrollmentCode {
         code,
         expires_at: store::rfc3339(expires_at),
@@ -110,7 +110,19 @@ pub async fn post_code(
     _: Operator,
     JsonBody(req): JsonBody<CreateCode>,
 ) -> Result<Json<EnrollmentCode>, PlatformError> {
-    Ok(Json(create_code(&p, &req)?))
+    Ok(Json(create_code_durable(&p, &req).await?))
+}
+
+/// Creates a code and returns once it is on disk. Flushes go through sled's own thread pool
+/// (`flush_async`): a blocking flush on the runtime's worker threads stalled the whole server
+/// under concurrent calls.
+pub async fn create_code_durable(
+    p: &Shared,
+    req: &CreateCode,
+) -> Result<EnrollmentCode, PlatformError> {
+    let code = create_code(p, req)?;
+    p.store.flush().await?;
+    Ok(code)
 }
 
 pub fn appliance_views(p: &Shared) -> Result<Vec<ApplianceView>, PlatformError> {
@@ -178,7 +190,18 @@ pub fn create_command(
         result: None,
         answered_at: None,
     })?;
-    p.store.flush_blocking()?;
+    Ok(command)
+}
+
+/// Creates a command, flushes it, then wakes the appliance's poll (so it never receives a
+/// command the platform could still lose).
+pub async fn create_command_durable(
+    p: &Shared,
+    appliance_id: &str,
+    req: CreateCommand,
+) -> Result<Command, PlatformError> {
+    let command = create_command(p, appliance_id, req)?;
+    p.store.flush().await?;
     p.wake(appliance_id);
     Ok(command)
 }
@@ -189,7 +212,7 @@ pub async fn post_command(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<CreateCommand>,
 ) -> Result<Json<Command>, PlatformError> {
-    Ok(Json(create_command(&p, &id, req)?))
+    Ok(Json(create_command_durable(&p, &id, req).await?))
 }
 
 pub async fn list_commands(
@@ -206,7 +229,7 @@ pub async fn list_commands(
     Ok(Json(p.store.commands_of(&id)?))
 }
 
-/// Creates a job: credentials are sealed to the appliance's key here and the plain ones dropped.
+/// Stores a job (not yet flushed nor announced: see [`create_job_durable`]). Credentials are sealed to the appliance's key here and the plain ones dropped.
 pub fn create_job(p: &Shared, req: CreateJob) -> Result<JobView, PlatformError> {
     let app = p
         .store
@@ -269,9 +292,15 @@ pub fn create_job(p: &Shared, req: CreateJob) -> Result<JobView, PlatformError> 
         runs: 0,
     };
     p.store.put_job(&rec)?;
-    p.store.flush_blocking()?;
-    p.wake(&app.id);
     p.store.job_view(&rec)
+}
+
+/// Creates a job, flushes it, then wakes the appliance's poll.
+pub async fn create_job_durable(p: &Shared, req: CreateJob) -> Result<JobView, PlatformError> {
+    let view = create_job(p, req)?;
+    p.store.flush().await?;
+    p.wake(&view.appliance_id);
+    Ok(view)
 }
 
 pub async fn post_job(
@@ -279,7 +308,7 @@ pub async fn post_job(
     _: Operator,
     JsonBody(req): JsonBody<CreateJob>,
 ) -> Result<Json<JobView>, PlatformError> {
-    Ok(Json(create_job(&p, req)?))
+    Ok(Json(create_job_durable(&p, req).await?))
 }
 
 #[derive(Debug, Deserialize)]

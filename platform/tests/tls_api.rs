@@ -705,3 +705,32 @@ async fn a_silent_connection_is_closed() {
         "{waited:?}"
     );
 }
+
+/// Regression: concurrent durable writes once stalled the server (every sled I/O thread waiting in
+/// `flush_async` for a log write queued behind them). 48 concurrent code creations and
+/// enrollments must all finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_durable_writes_do_not_stall() {
+    let tp = std::sync::Arc::new(start(config()).await);
+    let mut tasks = Vec::new();
+    for _ in 0..48 {
+        let tp = tp.clone();
+        tasks.push(tokio::spawn(async move {
+            let code = tp.code(None).await;
+            tp.try_enroll(&code).await.0
+        }));
+    }
+    let all = async {
+        let mut ok = 0;
+        for t in tasks {
+            if t.await.unwrap_or(0) == 200 {
+                ok += 1;
+            }
+        }
+        ok
+    };
+    let ok = tokio::time::timeout(Duration::from_secs(60), all)
+        .await
+        .unwrap_or_else(|_| panic!("concurrent enrollments stalled"));
+    assert_eq!(ok, 48);
+}

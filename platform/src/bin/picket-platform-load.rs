@@ -55,6 +55,17 @@ struct Args {
     /// Concurrent enrollments.
     #[arg(long, default_value_t = 16)]
     enroll_conns: usize,
+    /// Seconds with every appliance polling and nothing else happening (idle cost).
+    #[arg(long, default_value_t = 10)]
+    idle_secs: u64,
+}
+
+/// Wall clock, for lining phases up with the script's samples of the platform process.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 #[derive(Debug, Clone)]
@@ -347,11 +358,14 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
         .trim()
         .to_string();
     let cpu0 = cpu_secs();
+    let mut phases = serde_json::Map::new();
+    phases.insert("start".into(), unix_now().into());
 
     let t = Instant::now();
     let ids = enroll_all(&args, &ca, &token).await?;
     let enroll_secs = t.elapsed().as_secs_f64();
     eprintln!("enrolled {} appliances in {enroll_secs:.1} s", ids.len());
+    phases.insert("enrolled".into(), unix_now().into());
 
     let ctx = Arc::new(PollCtx {
         args: args.clone(),
@@ -378,6 +392,11 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
     let connect_secs = t.elapsed().as_secs_f64();
     let connected = counters.connected.load(Ordering::Relaxed);
     eprintln!("{connected} pollers connected in {connect_secs:.1} s");
+    phases.insert("connected".into(), unix_now().into());
+    let polls_before_idle = counters.polls.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
+    phases.insert("idle_end".into(), unix_now().into());
+    let idle_polls = counters.polls.load(Ordering::Relaxed) - polls_before_idle;
 
     // Idle latency probes first (pollers only), then the same during ingest.
     let mut admin = Conn::connect(args.addr, &args.server_name, client_config(&ca, None)?).await?;
@@ -436,6 +455,7 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
         )));
     }
     let cpu_ingest0 = cpu_secs();
+    phases.insert("ingest_start".into(), unix_now().into());
     while Instant::now() < until {
         let (me, req) = probe(probes * 97 + 13);
         probes += 1;
@@ -457,6 +477,7 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
         totals.errors += r.errors;
     }
     let ingest_secs = t.elapsed().as_secs_f64();
+    phases.insert("ingest_end".into(), unix_now().into());
     let cpu_ingest = cpu_secs() - cpu_ingest0;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut busy: Vec<f64> = latencies.lock().map(|l| l.clone()).unwrap_or_default();
@@ -483,6 +504,9 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
         "pollers_connected": connected,
         "connect_secs": connect_secs,
         "polls_answered": counters.polls.load(Ordering::Relaxed),
+        "idle_secs": args.idle_secs,
+        "polls_answered_while_idle": idle_polls,
+        "phases": phases,
         "poll_errors": counters.poll_errors.load(Ordering::Relaxed),
         "reconnects": counters.reconnects.load(Ordering::Relaxed),
         "jobs_created": probes,
