@@ -32,6 +32,7 @@ use ipnet::IpNet;
 use picket_model::api::{self, CommandKind, Job, JobState};
 use picket_model::ScanKind;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -183,6 +184,8 @@ async fn run_async(opts: DaemonOptions, base_cfg: Config) -> Result<u8, AppError
     {
         store.state_remove(StateTree::Settings, settings::KEY_KEK_FILE)?;
     }
+    // Private keys of jobs killed mid-run.
+    let _ = std::fs::remove_dir_all(opts.state_dir.join("tmp"));
     let kek = settings::kek_for(&store, &opts.state_dir)?;
     if kek.source().is_generated() {
         tracing::warn!("secrets at rest: {}", kek.source().describe());
@@ -733,15 +736,158 @@ impl Shared {
                     finished_at: report.scan.finished_at.clone(),
                     targets: report.scan.targets.clone(),
                     findings: report.findings.clone(),
-                    report_part: Some(serde_json::json!({ "hosts": hosts }).to_string()),
+                    report_part: Some(bounded_part(serde_json::json!({ "hosts": hosts }))),
                 };
                 Ok((results, Some(StoredScan::Net(report))))
             }
+            ScanKind::Host => self.execute_host(job, scan_id).await,
             other => Err(format!(
                 "{} jobs are not supported by this daemon yet",
                 other.as_str()
             )),
         }
+    }
+
+    /// A host job: credentials opened with the sealing key, the fleet inventoried, matched
+    /// against the knowledge base in the store. Host keys: the job's `host_key` (one target),
+    /// else the key pinned in the store, else trust on first use — the key is then pinned, and a
+    /// later change is refused.
+    async fn execute_host(
+        &self,
+        job: &Job,
+        scan_id: &str,
+    ) -> Result<(ScanResults, Option<StoredScan>), String> {
+        use picket_netscan::host::{self, HostKeyCheck, SshAuth, SshOptions, SshTarget, Sudo};
+        let link = self.link().ok_or("not enrolled")?;
+        let sealed = job
+            .credentials
+            .as_ref()
+            .ok_or("host jobs need credentials (a password or a private key)")?;
+        let plain = link
+            .enrolled
+            .sealing_key
+            .open(sealed)
+            .map_err(|e| format!("job credentials: {e}"))?;
+        let creds: api::JobCredentials = serde_json::from_slice(&plain)
+            .map_err(|e| format!("job credentials: not the expected JSON: {e}"))?;
+        drop(plain);
+        let targets = job
+            .targets
+            .iter()
+            .map(|t| SshTarget::parse(t).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        // A private key goes to a file of its own (0600) for the SSH client, removed after.
+        let key_file = match &creds.private_key {
+            Some(k) => {
+                let dir = self.state_dir.join("tmp");
+                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                let path = dir.join(format!("job-{scan_id}.key"));
+                crate::fsutil::write_atomic(&path, k.as_bytes(), 0o600)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                Some(RemoveOnDrop(path))
+            }
+            None => None,
+        };
+        let auth = match (&key_file, &creds.password) {
+            (Some(f), _) => SshAuth::Key {
+                path: f.0.clone(),
+                passphrase: creds.passphrase.clone(),
+            },
+            (None, Some(p)) => SshAuth::Password(p.clone()),
+            (None, None) => return Err("host jobs need a password or a private key".into()),
+        };
+        let sudo = job.options.sudo.then(|| match &creds.password {
+            Some(p) => Sudo::Password(p.clone()),
+            None => Sudo::NoPassword,
+        });
+        let checks = {
+            let store = lock(&self.store);
+            let mut checks = Vec::with_capacity(targets.len());
+            for t in &targets {
+                let pinned = store
+                    .host_key(&crate::hostscan::host_port(t))
+                    .map_err(|e| e.to_string())?;
+                checks.push(match (&creds.host_key, pinned) {
+                    (Some(k), _) if targets.len() == 1 => HostKeyCheck::Known(k.clone()),
+                    (_, Some(k)) => HostKeyCheck::Known(k),
+                    _ => HostKeyCheck::TrustOnFirstUse,
+                });
+            }
+            checks
+        };
+        let base = SshOptions {
+            auth,
+            sudo,
+            host_key: HostKeyCheck::Refuse,
+            connect_timeout: Duration::from_secs(10),
+            host_timeout: Duration::from_secs(120),
+            max_output_bytes: host::DEFAULT_MAX_OUTPUT_BYTES,
+        };
+        let started = crate::report::now_utc();
+        let clock = Instant::now();
+        let results = crate::hostscan::run_fleet(
+            &targets,
+            checks,
+            creds.host_key.is_some() && targets.len() == 1,
+            base,
+            32,
+        )
+        .await;
+        drop(key_file);
+        let job_id = job.id.clone();
+        let (report, pins) = {
+            let mut store = lock(&self.store);
+            let built = crate::hostscan::build_host_report(
+                &store,
+                &targets,
+                results,
+                (scan_id.to_owned(), started, clock),
+                &mut |m| tracing::info!("job {job_id}: {m}"),
+            )
+            .map_err(|e| e.to_string())?;
+            for (hp, key) in &built.1 {
+                if let Err(e) = store.set_host_key(hp, key) {
+                    tracing::warn!("job {job_id}: cannot pin the host key of {hp}: {e}");
+                }
+            }
+            built
+        };
+        drop(pins);
+        if report.stats.succeeded == 0 {
+            let first = report
+                .hosts
+                .iter()
+                .find_map(|h| h.error.clone())
+                .unwrap_or_default();
+            return Err(format!(
+                "all {} host(s) failed (first: {first})",
+                report.hosts.len()
+            ));
+        }
+        // The hosts without their package lists (thousands each): the findings carry what
+        // matters, and the part stays far below the platform's body cap.
+        let hosts: Vec<Value> = report
+            .hosts
+            .iter()
+            .map(|h| {
+                let mut v = serde_json::to_value(h).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("packages".into(), Value::from(h.packages.len()));
+                }
+                v
+            })
+            .collect();
+        let results = ScanResults {
+            scan_id: scan_id.to_owned(),
+            job_id: Some(job.id.clone()),
+            kind: ScanKind::Host,
+            started_at: report.scan.started_at.clone(),
+            finished_at: report.scan.finished_at.clone(),
+            targets: report.scan.targets.clone(),
+            findings: report.findings.iter().map(|f| f.to_finding()).collect(),
+            report_part: Some(bounded_part(serde_json::json!({ "hosts": hosts }))),
+        };
+        Ok((results, Some(StoredScan::Host(report))))
     }
 
     fn finish_failed(&self, st: &mut State, job_id: &str, reason: String) {
@@ -1417,6 +1563,28 @@ impl Shared {
             secrets: self.kek.source().describe(),
             warnings,
         }
+    }
+}
+
+/// Largest report part sent with chunk 0; a bigger one (a huge network) is replaced by a note, so
+/// the chunk stays under the platform's body cap. The findings are never cut.
+const MAX_REPORT_PART: usize = 4 * 1024 * 1024;
+
+fn bounded_part(v: Value) -> String {
+    let text = v.to_string();
+    if text.len() <= MAX_REPORT_PART {
+        return text;
+    }
+    let hosts = v["hosts"].as_array().map_or(0, Vec::len);
+    serde_json::json!({ "truncated": true, "hosts_count": hosts, "bytes": text.len() }).to_string()
+}
+
+/// A file removed when dropped (a job's private key).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

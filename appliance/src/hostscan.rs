@@ -106,7 +106,7 @@ fn credentials(args: &HostArgs) -> Result<(SshAuth, Option<Sudo>), AppError> {
     Ok((auth, sudo))
 }
 
-fn host_port(t: &SshTarget) -> String {
+pub(crate) fn host_port(t: &SshTarget) -> String {
     if t.host.contains(':') {
         format!("[{}]:{}", t.host, t.port)
     } else {
@@ -177,85 +177,14 @@ pub fn scan_host(cli: &Cli, args: &HostArgs) -> Result<u8, AppError> {
 
     // Match and save under one hold of the store.
     let mut store = Store::open_waiting(&state_dir, SAVE_LOCK_WAIT)?;
-    let kb_meta = store.kb_meta()?;
-    let known_ecosystems = store.kb_ecosystems()?;
-    if kb_meta.advisories == 0 {
-        note(
-            cli,
-            "warning: the knowledge base is empty, so no vulnerabilities can be reported; import advisories with `picket kb import`",
-        );
-    }
-    let mut hosts = Vec::with_capacity(targets.len());
-    let mut findings = Vec::new();
-    let mut matching = Duration::ZERO;
-    let mut tofu: Vec<(String, String)> = Vec::new();
-    let mut advisories: HashMap<String, Option<KbAdvisory>> = HashMap::new();
-    let mut cache = distro::MatchCache::default();
-    for (t, result) in targets.iter().zip(results) {
-        match result {
-            Err(e) => {
-                note(cli, &format!("{}: {e}", t.original));
-                hosts.push(HostInfo {
-                    target: t.original.clone(),
-                    address: t.host.clone(),
-                    status: HostScanStatus::Failed,
-                    error: Some(e.to_string()),
-                    os: None,
-                    kernel: None,
-                    package_manager: None,
-                    packages: Vec::new(),
-                    listening: Vec::new(),
-                    host_key: None,
-                    duration_ms: 0,
-                });
-            }
-            Ok((inv, first_contact)) => {
-                if first_contact {
-                    tofu.push((host_port(t), inv.host_key.clone()));
-                }
-                let t0 = Instant::now();
-                let (info, host_findings) = match_inventory(
-                    cli,
-                    &store,
-                    &known_ecosystems,
-                    (&mut advisories, &mut cache),
-                    t,
-                    inv,
-                )?;
-                matching += t0.elapsed();
-                hosts.push(info);
-                findings.extend(host_findings);
-            }
-        }
-    }
-    let finished_at = report::now_utc();
-    let ok = hosts
-        .iter()
-        .filter(|h| h.status == HostScanStatus::Ok)
-        .count() as u64;
-    let stats = HostScanStats {
-        targets: hosts.len() as u64,
-        succeeded: ok,
-        failed: hosts.len() as u64 - ok,
-        packages: hosts.iter().map(|h| h.packages.len() as u64).sum(),
-        kb_advisories: kb_meta.advisories,
-        matching_ms: ms(matching),
-        duration_ms: ms(clock.elapsed()),
-    };
-    let report = HostReport {
-        picket_version: PICKET_VERSION.to_owned(),
-        scan: ScanMeta {
-            id: id.clone(),
-            kind: ScanKind::Host,
-            started_at: report::rfc3339(started_at),
-            finished_at: report::rfc3339(finished_at),
-            targets: targets.iter().map(|t| t.original.clone()).collect(),
-        },
-        host: (hosts.len() == 1).then(|| hosts[0].clone()),
-        hosts,
-        findings,
-        stats,
-    };
+    let (report, tofu) = build_host_report(
+        &store,
+        &targets,
+        results,
+        (id.clone(), started_at, clock),
+        &mut |m| note(cli, m),
+    )?;
+    let ok = report.stats.succeeded;
     let bytes = render_host(cli, &report)?;
     let status = fail_on(cli, &report.findings);
     let all_failed = ok == 0;
@@ -282,7 +211,7 @@ pub fn scan_host(cli: &Cli, args: &HostArgs) -> Result<u8, AppError> {
 
 /// Inventories every target, at most `parallel` at a time. The result for each target is in the
 /// targets' order: the inventory and whether its key was accepted on first use, or the error.
-async fn run_fleet(
+pub(crate) async fn run_fleet(
     targets: &[SshTarget],
     checks: Vec<HostKeyCheck>,
     pinned_here: bool,
@@ -333,7 +262,7 @@ async fn run_fleet(
 
 /// One host's report entry and findings.
 fn match_inventory(
-    cli: &Cli,
+    notes: &mut dyn FnMut(&str),
     store: &Store,
     known_ecosystems: &[String],
     (advisories, cache): (
@@ -346,10 +275,7 @@ fn match_inventory(
     let mut findings = inv.config_findings.clone();
     let mut packages = inv.packages;
     match distro::release_of(&inv.os, known_ecosystems) {
-        Err(e) => note(
-            cli,
-            &format!("{}: {e}; packages not matched", target.original),
-        ),
+        Err(e) => notes(&format!("{}: {e}; packages not matched", target.original)),
         Ok(release) => {
             for p in &mut packages {
                 p.ecosystem.clone_from(&release.primary);
@@ -362,17 +288,14 @@ fn match_inventory(
                 cache,
             )?;
             if !m.unevaluated.is_empty() {
-                note(
-                    cli,
-                    &format!(
-                        "{}: {} advisories could not be evaluated (first: {} for {}: {})",
-                        target.original,
-                        m.unevaluated.len(),
-                        m.unevaluated[0].advisory,
-                        packages[m.unevaluated[0].package].name,
-                        m.unevaluated[0].error
-                    ),
-                );
+                notes(&format!(
+                    "{}: {} advisories could not be evaluated (first: {} for {}: {})",
+                    target.original,
+                    m.unevaluated.len(),
+                    m.unevaluated[0].advisory,
+                    packages[m.unevaluated[0].package].name,
+                    m.unevaluated[0].error
+                ));
             }
             findings.extend(package_findings(
                 store,
@@ -526,4 +449,97 @@ pub fn render_host(cli: &Cli, r: &HostReport) -> Result<Vec<u8>, AppError> {
 /// `--fail-on` for a stored host report (`scans show`).
 pub fn stored_status(cli: &Cli, r: &HostReport) -> u8 {
     fail_on(cli, &r.findings)
+}
+
+/// Host-key pins learned on first use: (`HOST:PORT`, key), stored once the scan is kept.
+pub type NewPins = Vec<(String, String)>;
+
+/// Matches the inventories of a finished fleet run against the knowledge base and builds the
+/// report (no printing, no saving): the CLI and the daemon share it. `run`: scan id, start time
+/// and the clock started with the fleet.
+pub fn build_host_report(
+    store: &Store,
+    targets: &[SshTarget],
+    results: Vec<Result<(Inventory, bool), NetscanError>>,
+    run: (String, time::OffsetDateTime, Instant),
+    notes: &mut dyn FnMut(&str),
+) -> Result<(HostReport, NewPins), AppError> {
+    let (id, started_at, clock) = run;
+    let kb_meta = store.kb_meta()?;
+    let known_ecosystems = store.kb_ecosystems()?;
+    if kb_meta.advisories == 0 {
+        notes("warning: the knowledge base is empty, so no vulnerabilities can be reported; import advisories with `picket kb import`");
+    }
+    let mut hosts = Vec::with_capacity(targets.len());
+    let mut findings = Vec::new();
+    let mut matching = Duration::ZERO;
+    let mut tofu: Vec<(String, String)> = Vec::new();
+    let mut advisories: HashMap<String, Option<KbAdvisory>> = HashMap::new();
+    let mut cache = distro::MatchCache::default();
+    for (t, result) in targets.iter().zip(results) {
+        match result {
+            Err(e) => {
+                notes(&format!("{}: {e}", t.original));
+                hosts.push(HostInfo {
+                    target: t.original.clone(),
+                    address: t.host.clone(),
+                    status: HostScanStatus::Failed,
+                    error: Some(e.to_string()),
+                    os: None,
+                    kernel: None,
+                    package_manager: None,
+                    packages: Vec::new(),
+                    listening: Vec::new(),
+                    host_key: None,
+                    duration_ms: 0,
+                });
+            }
+            Ok((inv, first_contact)) => {
+                if first_contact {
+                    tofu.push((host_port(t), inv.host_key.clone()));
+                }
+                let t0 = Instant::now();
+                let (info, host_findings) = match_inventory(
+                    notes,
+                    store,
+                    &known_ecosystems,
+                    (&mut advisories, &mut cache),
+                    t,
+                    inv,
+                )?;
+                matching += t0.elapsed();
+                hosts.push(info);
+                findings.extend(host_findings);
+            }
+        }
+    }
+    let finished_at = report::now_utc();
+    let ok = hosts
+        .iter()
+        .filter(|h| h.status == HostScanStatus::Ok)
+        .count() as u64;
+    let stats = HostScanStats {
+        targets: hosts.len() as u64,
+        succeeded: ok,
+        failed: hosts.len() as u64 - ok,
+        packages: hosts.iter().map(|h| h.packages.len() as u64).sum(),
+        kb_advisories: kb_meta.advisories,
+        matching_ms: ms(matching),
+        duration_ms: ms(clock.elapsed()),
+    };
+    let report = HostReport {
+        picket_version: PICKET_VERSION.to_owned(),
+        scan: ScanMeta {
+            id,
+            kind: ScanKind::Host,
+            started_at: report::rfc3339(started_at),
+            finished_at: report::rfc3339(finished_at),
+            targets: targets.iter().map(|t| t.original.clone()).collect(),
+        },
+        host: (hosts.len() == 1).then(|| hosts[0].clone()),
+        hosts,
+        findings,
+        stats,
+    };
+    Ok((report, tofu))
 }

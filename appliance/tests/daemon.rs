@@ -1223,3 +1223,105 @@ fn a_link_cut_for_a_minute_loses_and_duplicates_nothing() {
     assert_eq!(ids(&a.local_findings(&scan), ""), remote);
     assert!(remote.len() > 1000, "{}", remote.len());
 }
+
+#[test]
+fn a_host_job_with_sealed_credentials_inventories_the_lab_exactly() {
+    let Some(net) = common::testnet() else { return };
+    let _g = common::exclusive();
+    let ns = net.truth.scanner_ns.clone();
+    // The lab (netscan/testnet/sshlab.sh), as the host-scan tests use it.
+    let info = Command::new(net.script.with_file_name("sshlab.sh"))
+        .arg("info")
+        .arg(&net.state_dir)
+        .output()
+        .unwrap_or_else(|e| panic!("sshlab.sh info: {e}"));
+    assert!(info.status.success(), "{}", text(&info.stderr));
+    let lab: Value = serde_json::from_slice(&info.stdout).unwrap_or_default();
+    let deb = lab["hosts"]["deb"]["address"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no deb host in {lab}"))
+        .to_owned();
+    let key_path = lab["client_keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|k| k["type"].as_str().is_some_and(|t| t.contains("ed25519")))
+        .and_then(|k| k["path"].as_str())
+        .unwrap_or_else(|| panic!("no ed25519 client key in {lab}"))
+        .to_owned();
+    let private_key = std::fs::read_to_string(&key_path).unwrap_or_else(|e| panic!("{e}"));
+
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // The knowledge base: advisories around this machine's installed versions (kb's corpus).
+    let list = dir.path().join("dpkg.txt");
+    let out = output(
+        {
+            let mut c = Command::new("dpkg-query");
+            c.args([
+                "-W",
+                "-f",
+                "${Package}\t${Version}\t${Architecture}\t${source:Package}\t${source:Version}\t${db:Status-Abbrev}\n",
+            ]);
+            c
+        },
+        "dpkg-query",
+    );
+    std::fs::write(&list, &out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let gen = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kb/testdata/host-corpus/gen.py");
+    let corpus = dir.path().join("corpus");
+    let g = output(
+        {
+            let mut c = Command::new("/usr/bin/python3");
+            c.arg(&gen).arg(&list).arg(&corpus);
+            c
+        },
+        "gen.py",
+    );
+    assert!(g.status.success(), "{}", text(&g.stderr));
+    let expected: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(corpus.join("expected.json")).unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("expected.json: {e}"));
+
+    let p = Platform::start(&dir.path().join("pf"), Some(&ns));
+    let config = format!("[scan]\nscope = [\"198.18.0.0/15\"]\n{}", tuning());
+    let mut a = Appliance::new(&dir.path().join("a"), Some(&ns), &config);
+    let corpus_adv = corpus.join("advisories");
+    let imp = a.picket(&["-q", "kb", "import", &corpus_adv.to_string_lossy()]);
+    assert!(imp.status.success(), "{}", text(&imp.stderr));
+    let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    a.start();
+    let app = appliance_id(&p);
+
+    let job = serde_json::json!({
+        "appliance_id": app,
+        "kind": "host",
+        "targets": [format!("ssh://root@{deb}")],
+        "options": serde_json::to_value(JobOptions::default()).unwrap_or_default(),
+        "every_secs": null,
+        "timeout_secs": 600,
+        "credentials": { "password": null, "private_key": private_key, "passphrase": null, "host_key": null },
+    });
+    let v = p.call("POST", "/api/v1/jobs", Some(&job));
+    let id = v["job"]["id"].as_str().unwrap_or_default().to_owned();
+    // The platform keeps only the sealed form.
+    assert!(!v.to_string().contains("PRIVATE KEY"), "{v}");
+    let (scan, remote) = finished(&p, &id, &a);
+    a.stop();
+    let local = a.local_findings(&scan);
+    assert_eq!(ids(&local, ""), remote, "platform == local report");
+    let advisory_findings = local.iter().filter(|f| f["advisory"].is_string()).count();
+    assert_eq!(
+        advisory_findings,
+        expected.len(),
+        "findings the corpus decides"
+    );
+    // The job's key file is gone.
+    let tmp = a.dir.join("state/tmp");
+    assert!(
+        std::fs::read_dir(&tmp).map_or(true, |d| d.count() == 0),
+        "a job key file was left in {}",
+        tmp.display()
+    );
+}
