@@ -1325,3 +1325,106 @@ fn a_host_job_with_sealed_credentials_inventories_the_lab_exactly() {
         tmp.display()
     );
 }
+
+#[test]
+fn the_outbox_quota_drops_oldest_first_and_the_platform_is_told_how_much() {
+    if skip_netns() {
+        return;
+    }
+    let ns = Netns::new("qt");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut p = Platform::start(&dir.path().join("pf"), Some(&ns.0));
+    let farm = TlsFarm::start(dir.path(), Some(&ns.0), 26000, 400);
+    // Room for about one scan's results: a second scan while offline pushes the first out.
+    let config = format!(
+        "[scan]\nscope = [\"127.0.0.0/8\"]\n[outbox]\nquota_bytes = 400000\n{}",
+        tuning()
+    );
+    let mut a = Appliance::new(&dir.path().join("a"), Some(&ns.0), &config);
+    let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    a.start();
+    let app = appliance_id(&p);
+    let jobs: Vec<String> = (0..2)
+        .map(|_| p.create_job(&app, &["127.0.0.1"], farm_options(&farm)))
+        .collect();
+    wait_until("both jobs accepted", Duration::from_secs(60), || {
+        jobs.iter().all(|j| p.job(j)["state"] != "pending")
+    });
+    p.kill();
+    wait_until(
+        "both runs finished offline",
+        Duration::from_secs(300),
+        || {
+            let st = a.status();
+            st["running_jobs"].as_array().is_some_and(Vec::is_empty)
+                && st["jobs"]
+                    .as_array()
+                    .is_some_and(|js| js.iter().filter(|j| j["state"] == "done").count() == 2)
+        },
+    );
+    let offline = a.status();
+    let dropped = offline["dropped_findings"].as_u64().unwrap_or(0);
+    assert!(
+        offline["dropped_chunks"].as_u64().unwrap_or(0) > 0,
+        "{offline}"
+    );
+    p.restart();
+    wait_until(
+        "the heartbeat with the drops",
+        Duration::from_secs(60),
+        || {
+            p.appliances()
+                .first()
+                .is_some_and(|a| a["last_heartbeat"]["dropped_findings"].as_u64() == Some(dropped))
+        },
+    );
+    wait_until("the outbox drained", Duration::from_secs(120), || {
+        a.status()["outbox_chunks"].as_u64() == Some(0)
+    });
+    let scans: Vec<String> = offline["jobs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|j| j["scan_id"].as_str().map(str::to_owned))
+        .collect();
+    let received: usize = scans.iter().map(|s| p.findings(s).len()).sum();
+    a.stop();
+    let produced: usize = scans.iter().map(|s| a.local_findings(s).len()).sum();
+    // Every finding either reached the platform or was counted as dropped; none twice.
+    assert_eq!(received as u64 + dropped, produced as u64);
+    assert!(received > 0 && dropped > 0);
+}
+
+#[test]
+fn certificates_are_renewed_before_they_expire() {
+    if skip_netns() {
+        return;
+    }
+    let ns = Netns::new("rn");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // Certificates valid 30 s: renewed at 20 s, again at ~40 s.
+    let p = Platform::start_on(
+        &dir.path().join("pf"),
+        Some(&ns.0),
+        "127.0.0.1:0",
+        Some("cert_validity_secs = 30\n"),
+    );
+    let config = format!("[scan]\nscope = [\"127.0.0.0/8\"]\n{}", tuning());
+    let mut a = Appliance::new(&dir.path().join("a"), Some(&ns.0), &config);
+    let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let first = a.status()["certificate_not_after"].clone();
+    a.start();
+    // Past the first certificate's expiry, the link still works.
+    std::thread::sleep(Duration::from_secs(45));
+    let out = a.picket(&["status", "--check"]);
+    assert!(out.status.success(), "{}\n{}", text(&out.stdout), a.log());
+    assert!(
+        a.log().matches("certificate renewed").count() >= 2,
+        "{}",
+        a.log()
+    );
+    assert_ne!(a.status()["certificate_not_after"], first);
+    a.stop();
+}
