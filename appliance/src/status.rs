@@ -5,7 +5,14 @@
 //! contact, outbox and jobs; `--check` tests the path to the platform hop by hop — DNS, TCP, proxy,
 //! TLS, API — and names the first that fails (exit 3).
 
+use crate::app::AppError;
+use crate::config::Config;
+use crate::enroll::Enrolled;
+use crate::settings::ApplianceSettings;
+use crate::sync::ProxySpec;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// What `picket status` shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,14 +62,6 @@ pub struct CheckReport {
     /// The first failing step, if any.
     pub failed: Option<String>,
 }
-
-use crate::app::AppError;
-use crate::config::Config;
-use crate::enroll::Enrolled;
-use crate::settings::ApplianceSettings;
-use crate::sync::ProxySpec;
-use std::sync::Arc;
-use std::time::Duration;
 
 /// Deadline of each step of the check.
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -546,21 +545,6 @@ pub fn render_check(c: &CheckReport) -> String {
     o
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn basic_auth_is_rfc4648_base64() {
-        assert_eq!(
-            basic("Aladdin", "open sesame"),
-            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
-        );
-        assert_eq!(basic("a", "b"), "YTpi");
-        assert_eq!(basic("ab", "c"), "YWI6Yw==");
-    }
-}
-
 fn load_config(path: Option<&std::path::Path>) -> Result<Config, AppError> {
     match path {
         Some(p) => Config::load(p, true),
@@ -685,4 +669,19 @@ pub fn status_command(
     };
     crate::app::emit(cli, &bytes)?;
     Ok(crate::app::exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_auth_is_rfc4648_base64() {
+        assert_eq!(
+            basic("Aladdin", "open sesame"),
+            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+        assert_eq!(basic("a", "b"), "YTpi");
+        assert_eq!(basic("ab", "c"), "YWI6Yw==");
+    }
 }
