@@ -741,11 +741,111 @@ impl Shared {
                 Ok((results, Some(StoredScan::Net(report))))
             }
             ScanKind::Host => self.execute_host(job, scan_id).await,
+            ScanKind::Web => self.execute_web(job, scan_id).await,
             other => Err(format!(
                 "{} jobs are not supported by this daemon yet",
                 other.as_str()
             )),
         }
+    }
+
+    /// A web job: one start URL; the login form's password (if any) from the sealed credentials.
+    async fn execute_web(
+        &self,
+        job: &Job,
+        scan_id: &str,
+    ) -> Result<(ScanResults, Option<StoredScan>), String> {
+        let [target] = job.targets.as_slice() else {
+            return Err(format!(
+                "web jobs take exactly one start URL ({} given)",
+                job.targets.len()
+            ));
+        };
+        let password = match &job.credentials {
+            Some(sealed) => {
+                let link = self.link().ok_or("not enrolled")?;
+                let plain = link
+                    .enrolled
+                    .sealing_key
+                    .open(sealed)
+                    .map_err(|e| format!("job credentials: {e}"))?;
+                let creds: api::JobCredentials = serde_json::from_slice(&plain)
+                    .map_err(|e| format!("job credentials: not the expected JSON: {e}"))?;
+                creds.password
+            }
+            None => None,
+        };
+        let o = &job.options;
+        let login = match (&o.login_url, &o.username, password) {
+            (Some(url), Some(user), Some(pw)) => Some(picket_webscan::LoginConfig {
+                url: url.clone(),
+                username: user.clone(),
+                password: pw,
+            }),
+            (Some(_), _, _) => {
+                return Err("login_url needs username and a sealed password".into());
+            }
+            _ => None,
+        };
+        let defaults = picket_webscan::WebScanConfig::default();
+        let cfg = picket_webscan::WebScanConfig {
+            target: target.clone(),
+            login,
+            max_rps: o.max_rps,
+            max_requests: o.max_requests.unwrap_or(defaults.max_requests),
+            scan_timeout: defaults.scan_timeout.min(Duration::from_secs(
+                if job.timeout_secs == 0 {
+                    self.cfg().scan.default_timeout_secs
+                } else {
+                    job.timeout_secs
+                },
+            )),
+            ..defaults
+        };
+        let started = crate::report::now_utc();
+        // The web scanner's future is not Send (a thread-local RNG across awaits): it runs on a
+        // blocking thread with a runtime of its own. Cancelling the job abandons the result; the
+        // scan itself ends at its deadline (the job's timeout), as the scanner bounds itself.
+        let handle = tokio::task::spawn_blocking(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let r = rt
+                .block_on(picket_webscan::run(&cfg))
+                .map_err(|e| e.to_string());
+            rt.shutdown_timeout(Duration::from_millis(200));
+            r
+        });
+        let outcome = handle.await.map_err(|e| format!("web scan task: {e}"))??;
+        let finished = crate::report::now_utc();
+        let report = picket_model::WebReport {
+            picket_version: picket_model::PICKET_VERSION.to_owned(),
+            scan: picket_model::ScanMeta {
+                id: scan_id.to_owned(),
+                kind: ScanKind::Web,
+                started_at: crate::report::rfc3339(started),
+                finished_at: crate::report::rfc3339(finished),
+                targets: vec![target.clone()],
+            },
+            web: outcome.site,
+            findings: outcome.findings,
+            stats: outcome.stats,
+            warnings: outcome.warnings,
+        };
+        let results = ScanResults {
+            scan_id: scan_id.to_owned(),
+            job_id: Some(job.id.clone()),
+            kind: ScanKind::Web,
+            started_at: report.scan.started_at.clone(),
+            finished_at: report.scan.finished_at.clone(),
+            targets: report.scan.targets.clone(),
+            findings: report.findings.iter().map(|f| f.to_finding()).collect(),
+            report_part: Some(bounded_part(
+                serde_json::json!({ "web": serde_json::to_value(&report.web).unwrap_or_default() }),
+            )),
+        };
+        Ok((results, Some(StoredScan::Web(report))))
     }
 
     /// A host job: credentials opened with the sealing key, the fleet inventoried, matched

@@ -1428,3 +1428,85 @@ fn certificates_are_renewed_before_they_expire() {
     assert_ne!(a.status()["certificate_not_after"], first);
     a.stop();
 }
+
+#[test]
+fn a_web_job_logs_in_with_its_sealed_password_and_lands_whole() {
+    if skip_netns() {
+        return;
+    }
+    let ns = Netns::new("wb");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = Platform::start(&dir.path().join("pf"), Some(&ns.0));
+    let app_py = Path::new(env!("CARGO_MANIFEST_DIR")).join("../webscan/testapp/vulnapp.py");
+    let mut vuln = command(
+        Some(&ns.0),
+        Path::new("/usr/bin/python3"),
+        &[
+            &app_py.to_string_lossy(),
+            "--port",
+            "0",
+            "--admin-port",
+            "0",
+        ],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap_or_else(|e| panic!("vulnapp: {e}"));
+    let mut line = String::new();
+    if let Some(out) = vuln.stdout.take() {
+        use std::io::BufRead;
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+    }
+    let parts: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(parts.first(), Some(&"READY"), "vulnapp said {line:?}");
+    let (port, admin) = (parts[1].to_owned(), parts[2].to_owned());
+    struct KillOnDrop(Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _vuln = KillOnDrop(vuln);
+
+    let config = format!("[scan]\nscope = [\"127.0.0.0/8\"]\n{}", tuning());
+    let mut a = Appliance::new(&dir.path().join("a"), Some(&ns.0), &config);
+    let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    a.start();
+    let app = appliance_id(&p);
+    let base = format!("http://127.0.0.1:{port}/");
+    let job = serde_json::json!({
+        "appliance_id": app,
+        "kind": "web",
+        "targets": [base],
+        "options": {
+            "ports": null, "udp_ports": null, "exclude": [], "no_service": false, "sudo": false,
+            "max_rps": null, "max_requests": 3000,
+            "login_url": format!("http://127.0.0.1:{port}/login"), "username": "alice",
+        },
+        "every_secs": null,
+        "timeout_secs": 600,
+        "credentials": { "password": "wonderland", "private_key": null, "passphrase": null, "host_key": null },
+    });
+    let v = p.call("POST", "/api/v1/jobs", Some(&job));
+    assert!(!v.to_string().contains("wonderland"), "{v}");
+    let id = v["job"]["id"].as_str().unwrap_or_default().to_owned();
+    let (scan, remote) = finished(&p, &id, &a);
+    assert!(!remote.is_empty());
+    // The app saw a successful login: the sealed password was opened on the appliance.
+    let stats = output(
+        command(
+            Some(&ns.0),
+            Path::new("curl"),
+            &["-sS", &format!("http://127.0.0.1:{admin}/stats")],
+        ),
+        "curl stats",
+    );
+    let stats: Value = serde_json::from_slice(&stats.stdout).unwrap_or_default();
+    assert!(stats["logins"].as_u64().unwrap_or(0) >= 1, "{stats}");
+    a.stop();
+    assert_eq!(ids(&a.local_findings(&scan), ""), remote);
+}
