@@ -1510,3 +1510,81 @@ fn a_web_job_logs_in_with_its_sealed_password_and_lands_whole() {
     a.stop();
     assert_eq!(ids(&a.local_findings(&scan), ""), remote);
 }
+
+#[test]
+fn a_scheduled_job_repeats_until_cancelled() {
+    if skip_netns() {
+        return;
+    }
+    let ns = Netns::new("sc");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = Platform::start(&dir.path().join("pf"), Some(&ns.0));
+    let farm = TlsFarm::start(dir.path(), Some(&ns.0), 27000, 3);
+    let config = format!("[scan]\nscope = [\"127.0.0.0/8\"]\n{}", tuning());
+    let mut a = Appliance::new(&dir.path().join("a"), Some(&ns.0), &config);
+    let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    a.start();
+    let app = appliance_id(&p);
+    let job = CreateJob {
+        appliance_id: app.clone(),
+        kind: ScanKind::Net,
+        targets: vec!["127.0.0.1".into()],
+        options: farm_options(&farm),
+        every_secs: Some(2),
+        timeout_secs: Some(120),
+        credentials: None,
+    };
+    let v = p.call(
+        "POST",
+        "/api/v1/jobs",
+        Some(&serde_json::to_value(&job).unwrap_or_default()),
+    );
+    let id = v["job"]["id"].as_str().unwrap_or_default().to_owned();
+    let mut scans = std::collections::BTreeSet::new();
+    wait_until("three runs", Duration::from_secs(120), || {
+        if let Some(s) = p.job(&id)["scan_id"].as_str() {
+            scans.insert(s.to_owned());
+        }
+        scans.len() >= 3
+    });
+    let c = p.command(
+        &app,
+        serde_json::json!({"type": "cancel_job", "job_id": id}),
+    );
+    assert_eq!(p.command_result(&app, &c)["ok"], true);
+    wait_until("the cancellation", Duration::from_secs(60), || {
+        p.job(&id)["state"] == "cancelled"
+    });
+    let after = a.status();
+    std::thread::sleep(Duration::from_secs(5));
+    let line = |st: &Value| {
+        st["jobs"]
+            .as_array()
+            .and_then(|js| js.iter().find(|j| j["id"] == id.as_str()).cloned())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        line(&a.status())["scan_id"],
+        line(&after)["scan_id"],
+        "ran after cancel"
+    );
+    assert_eq!(line(&after)["state"], "cancelled");
+    a.stop();
+    // Every finished run is on the platform exactly as in the local history (a run seen while
+    // running may have been the one cancelled).
+    let out = a.picket(&["--format", "json", "scans", "list"]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let finished: Vec<String> = list["scans"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["id"].as_str().map(str::to_owned))
+        .collect();
+    assert!(finished.len() >= 2, "{list}");
+    for s in &finished {
+        let local = a.local_findings(s);
+        assert_eq!(local.len(), 6, "{s}");
+        assert_eq!(ids(&p.findings(s), "finding"), ids(&local, ""), "{s}");
+    }
+}
