@@ -120,7 +120,8 @@ impl Outbox {
         let mut stats = OutboxStats::default();
         let mut after: Option<Vec<u8>> = None;
         loop {
-            let page = store.state_scan::<OutboxEntry>(StateTree::Outbox, after.as_deref(), 256)?;
+            // Small pages: each entry holds up to 500 findings (a few hundred KB).
+            let page = store.state_scan::<OutboxEntry>(StateTree::Outbox, after.as_deref(), 8)?;
             let Some((last, _)) = page.last() else { break };
             after = Some(last.clone());
             for (k, v) in page {
