@@ -456,11 +456,24 @@ impl Shared {
         }
     }
 
-    /// Runs interrupted by a restart: re-run once, then fail.
+    /// Runs interrupted by a restart: re-run once, then fail. Commands received but not answered
+    /// are answered "interrupted" (not run again: a command may not be safe to repeat).
     fn resume_after_restart(&self) {
         let mut st = lock(&self.state);
         let store = lock(&self.store);
         let now = now_unix();
+        for rec in st.commands.values_mut() {
+            if rec.result.is_none() {
+                rec.result = Some(fail(
+                    "interrupted: daemon restarted before the command completed",
+                ));
+                rec.reported = false;
+                rec.updated = now;
+                if let Err(e) = store.state_put(StateTree::Jobs, &cmd_key(&rec.command.id), &*rec) {
+                    tracing::warn!("store write failed: {e}");
+                }
+            }
+        }
         for rec in st.jobs.values_mut() {
             if rec.state != JobState::Running {
                 continue;
@@ -1417,19 +1430,11 @@ impl Shared {
             CommandKind::Reboot => self.reboot(),
         };
         tracing::info!("command {} ({:?}): {}", cmd.id, cmd.kind, result.message);
-        let mut st = lock(&self.state);
-        if let Some(rec) = st.commands.get_mut(&cmd.id) {
-            rec.result = Some(result);
-            rec.reported = false;
-            rec.updated = now_unix();
-            let rec = rec.clone();
-            let store = lock(&self.store);
-            if let Err(e) = store.state_put(StateTree::Jobs, &cmd_key(&cmd.id), &rec) {
-                self.record_error(&format!("store write failed: {e}"));
-            }
+        let reboot = matches!(cmd.kind, CommandKind::Reboot) && result.ok;
+        self.set_command_result(&cmd.id, result);
+        if reboot {
+            self.reboot_now(&cmd.id).await;
         }
-        drop(st);
-        self.wake_sync.notify_one();
     }
 
     fn cancel_job(&self, job_id: &str) -> api::CommandResult {
@@ -1493,14 +1498,42 @@ impl Shared {
         if !(under_systemd && root) {
             return fail("not supported: picket is not running as the appliance service");
         }
-        match std::process::Command::new("systemctl")
+        // The answer is stored (and given a moment to be sent) before the reboot, so that the
+        // command is not found unanswered — and run again — after the box comes back.
+        ok("rebooting")
+    }
+
+    /// Runs `systemctl reboot` (argument list, no shell); on failure the stored answer is
+    /// corrected and sent again.
+    async fn reboot_now(&self, command_id: &str) {
+        let _ = self.pause(Duration::from_secs(3)).await;
+        let r = tokio::process::Command::new("systemctl")
             .arg("reboot")
             .status()
-        {
-            Ok(s) if s.success() => ok("rebooting"),
-            Ok(s) => fail(&format!("systemctl reboot exited with {s}")),
-            Err(e) => fail(&format!("cannot run systemctl: {e}")),
+            .await;
+        let failure = match r {
+            Ok(s) if s.success() => return,
+            Ok(s) => format!("systemctl reboot exited with {s}"),
+            Err(e) => format!("cannot run systemctl: {e}"),
+        };
+        tracing::error!("{failure}");
+        self.set_command_result(command_id, fail(&failure));
+    }
+
+    fn set_command_result(&self, command_id: &str, result: api::CommandResult) {
+        let mut st = lock(&self.state);
+        if let Some(rec) = st.commands.get_mut(command_id) {
+            rec.result = Some(result);
+            rec.reported = false;
+            rec.updated = now_unix();
+            let rec = rec.clone();
+            let store = lock(&self.store);
+            if let Err(e) = store.state_put(StateTree::Jobs, &cmd_key(command_id), &rec) {
+                self.record_error(&format!("store write failed: {e}"));
+            }
         }
+        drop(st);
+        self.wake_sync.notify_one();
     }
 
     fn diagnostics(&self) -> String {
