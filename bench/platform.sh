@@ -17,7 +17,8 @@
 #
 # Env: PLATFORM_APPLIANCES (1000) PLATFORM_INGEST_SECS (30) PLATFORM_INGEST_CONNS (4)
 #      PLATFORM_IDLE_SECS (10)   PLATFORM_BIN / PLATFORM_LOAD_BIN (prebuilt binaries)
-# Output: a table on stdout and bench/out/platform-results.json.
+# Output: a table on stdout, bench/out/platform-results.json, and the raw samples of the platform
+# process (unix time, RSS KiB, CPU ticks) in bench/out/platform-samples.txt.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -55,7 +56,7 @@ server_names = ["localhost", "127.0.0.1"]
 max_connections = 8192
 TOML
 
-PICKET_LOG=warn "$PLATFORM_BIN" serve --config "$WORK/platform.toml" --state-dir "$WORK/state" \
+PICKET_LOG=warn ${PLATFORM_ENV:-} "$PLATFORM_BIN" serve --config "$WORK/platform.toml" --state-dir "$WORK/state" \
     --addr-file "$WORK/addr" 2>"$WORK/platform.log" &
 PLATFORM_PID=$!
 for _ in $(seq 1 100); do
@@ -80,9 +81,10 @@ SAMPLER_PID=$!
 kill "$SAMPLER_PID" 2>/dev/null || true
 wait "$SAMPLER_PID" 2>/dev/null || true
 SAMPLER_PID=""
-STORE_BYTES=$(du -sb "$WORK/state/store" | cut -f1)
+STORE_BYTES=$(du -sb "$WORK/state" | cut -f1)
 
 mkdir -p "$ROOT/bench/out"
+cp "$WORK/samples.txt" "$ROOT/bench/out/platform-samples.txt"
 python3 "$ROOT/bench/platform_bench.py" report "$WORK/load.json" "$WORK/samples.txt" "$STORE_BYTES" \
     "$ROOT/bench/out/platform-results.json"
 if grep -q "ERROR\|panicked" "$WORK/platform.log"; then

@@ -342,27 +342,42 @@ pub async fn results(
         }
     }
     let n = chunk.findings.len() as u64;
-    let stored = {
-        let p = p.clone();
-        let id = app.id.clone();
-        // Encoding and the transaction are CPU work: off the reactor threads.
-        tokio::task::spawn_blocking(move || {
-            let stored = p.store.ingest(&id, &chunk)?;
-            if stored {
-                if let Some(job_id) = &chunk.job_id {
-                    let scan_id = chunk.scan_id.clone();
-                    p.store.update_job(job_id, |j| {
-                        if j.scan_id.is_none() {
-                            j.scan_id = Some(scan_id.clone());
-                        }
-                        Ok(())
-                    })?;
+    let chunk = std::sync::Arc::new(chunk);
+    // Encoding and writing are CPU and disk work: off the reactor threads.
+    let (p2, c2, id) = (p.clone(), chunk.clone(), app.id.clone());
+    let body = tokio::task::spawn_blocking(move || {
+        if p2.store.has_chunk(&id, &c2.scan_id, c2.seq)? {
+            return Ok(None);
+        }
+        p2.store.append_body(&c2).map(Some)
+    })
+    .await
+    .map_err(|_| PlatformError::Unavailable("ingest task failed".into()))??;
+    let stored = match body {
+        // A re-send: already stored (and durable once the flush below returns).
+        None => false,
+        Some(body) => {
+            // The body is on disk before any record names it.
+            p.store.flush().await?;
+            let (p2, c2, id) = (p.clone(), chunk.clone(), app.id.clone());
+            tokio::task::spawn_blocking(move || {
+                let stored = p2.store.ingest(&id, &c2, body)?;
+                if stored {
+                    if let Some(job_id) = &c2.job_id {
+                        let scan_id = c2.scan_id.clone();
+                        p2.store.update_job(job_id, |j| {
+                            if j.scan_id.is_none() {
+                                j.scan_id = Some(scan_id.clone());
+                            }
+                            Ok(())
+                        })?;
+                    }
                 }
-            }
-            Ok::<bool, PlatformError>(stored)
-        })
-        .await
-        .map_err(|_| PlatformError::Unavailable("ingest task failed".into()))??
+                Ok::<bool, PlatformError>(stored)
+            })
+            .await
+            .map_err(|_| PlatformError::Unavailable("ingest task failed".into()))??
+        }
     };
     // Acknowledged only once on disk.
     p.store.flush().await?;

@@ -16,19 +16,24 @@
 //! - `commands`: command id → [`CommandRec`]; `open_commands`: `appliance/command` → `[]` for
 //!   commands not yet answered.
 //! - `scans`: `appliance/scan` → [`ScanRec`] (counters, chunk 0's report part).
-//! - `chunks`: `appliance/scan` `\0` `seq (u32 BE)` → [`ChunkRec`]: one record per chunk, the
-//!   findings encoded together, so ingest is one insert per chunk (not one per finding).
+//! - `chunks`: `appliance/scan` `\0` `seq (u32 BE)` → [`ChunkRec`]: one record per chunk naming its
+//!   body in the body log (`STATE_DIR/bodies/`, see [`bodies`]): the chunk's findings encoded together, so
+//!   ingest is one append and one small insert per chunk, not one record per finding.
 //!
 //! Every value is an envelope: `u16` record format (big endian), then the postcard body (JSON for
 //! `commands`, whose tagged enum postcard cannot decode). An
 //! undecodable or newer record is an error naming the tree and key, never a panic.
 //!
-//! Durability: a chunk is inserted (with its scan's counters, in one transaction) and the log is
-//! flushed (fsync) before the platform answers `stored`; so an acknowledged chunk survives a crash,
-//! and an unacknowledged one is re-sent by the appliance and stored then. Idempotency comes from
-//! the chunk key: the transaction inserts only if the key is absent.
+//! Durability: a chunk's body is appended and synced, then its record is inserted (with its scan's
+//! counters, in one transaction) and the log is flushed (fsync), before the platform answers
+//! `stored`; so an acknowledged chunk survives a crash, and an unacknowledged one is re-sent by the
+//! appliance and stored then. Idempotency comes from the chunk key: the transaction inserts only if
+//! the key is absent.
+
+pub mod bodies;
 
 use crate::error::PlatformError;
+use bodies::{BodyLog, BodyRef};
 use picket_model::api::{
     ApplianceView, Command, CommandResult, Heartbeat, Job, JobState, JobView, ResultChunk,
     StoredFinding,
@@ -40,11 +45,6 @@ use std::path::Path;
 
 pub const SCHEMA_VERSION: u16 = 1;
 const RECORD_FORMAT: u16 = 1;
-
-/// sled writes values above a quarter of a segment as separate blob files (one file and fsync per
-/// value). A full chunk is a few hundred kilobytes, so the segment is raised until chunks stay in
-/// the log.
-const SEGMENT_BYTES: usize = 4 * 1024 * 1024;
 
 /// Retries of a compare-and-swap update before giving up (contention is per record and rare).
 const CAS_RETRIES: usize = 64;
@@ -119,11 +119,13 @@ pub struct ScanRec {
     pub last_received: i64,
 }
 
+/// The index record of a chunk; its findings are in the body log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkRec {
     pub job_id: Option<String>,
     pub kind: ScanKind,
-    pub findings: Vec<Finding>,
+    pub findings: u32,
+    pub body: BodyRef,
 }
 
 /// An operator's view of a remote command and its answer (platform-only type).
@@ -158,7 +160,7 @@ struct Flusher {
 const FLUSH_BATCH: usize = 4096;
 
 impl Flusher {
-    fn start(db: sled::Db) -> Result<Flusher, PlatformError> {
+    fn start(db: sled::Db, bodies: std::sync::Arc<BodyLog>) -> Result<Flusher, PlatformError> {
         let (tx, rx) =
             std::sync::mpsc::channel::<tokio::sync::oneshot::Sender<Result<(), String>>>();
         std::thread::Builder::new()
@@ -173,7 +175,11 @@ impl Flusher {
                             Err(_) => break,
                         }
                     }
-                    let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
+                    // Bodies first: a record flushed by sled must never name unsynced bytes.
+                    let result = bodies
+                        .sync()
+                        .map_err(|e| e.to_string())
+                        .and_then(|()| db.flush().map(|_| ()).map_err(|e| e.to_string()));
                     for w in batch {
                         let _ = w.send(result.clone());
                     }
@@ -189,6 +195,7 @@ impl Flusher {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: sled::Db,
+    bodies: std::sync::Arc<BodyLog>,
     flusher: std::sync::Arc<Flusher>,
     meta: sled::Tree,
     appliances: sled::Tree,
@@ -349,7 +356,6 @@ impl Store {
         let db = sled::Config::new()
             .path(&dir)
             .cache_capacity(cache_bytes)
-            .segment_size(SEGMENT_BYTES)
             .open()
             .map_err(|source| match source {
                 sled::Error::Io(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -363,6 +369,8 @@ impl Store {
                     source,
                 },
             })?;
+        // Opened after sled, whose lock keeps a second process out of both.
+        let bodies = std::sync::Arc::new(BodyLog::open(&state_dir.join("bodies"))?);
         let tree = |name: &str| {
             db.open_tree(name)
                 .map_err(PlatformError::store("opening a tree"))
@@ -377,7 +385,8 @@ impl Store {
             open_commands: tree("open_commands")?,
             scans: tree("scans")?,
             chunks: tree("chunks")?,
-            flusher: std::sync::Arc::new(Flusher::start(db.clone())?),
+            flusher: std::sync::Arc::new(Flusher::start(db.clone(), bodies.clone())?),
+            bodies,
             db,
         };
         match store
@@ -429,6 +438,7 @@ impl Store {
 
     /// A flush from a thread outside the runtime (the command-line helpers).
     pub fn flush_blocking(&self) -> Result<(), PlatformError> {
+        self.bodies.sync()?;
         self.db
             .flush()
             .map(|_| ())
@@ -764,28 +774,57 @@ impl Store {
         Self::get(&self.scans, "scans", &pair_key(appliance_id, scan_id))
     }
 
-    /// Stores a chunk unless (appliance, scan, seq) is already stored; returns whether it was new.
-    /// The chunk and its scan's counters change in one transaction, so the counters are exact
-    /// whatever the interleaving of retries.
-    pub fn ingest(&self, appliance_id: &str, chunk: &ResultChunk) -> Result<bool, PlatformError> {
+    /// Whether this chunk is already stored (a re-send).
+    pub fn has_chunk(
+        &self,
+        appliance_id: &str,
+        scan_id: &str,
+        seq: u32,
+    ) -> Result<bool, PlatformError> {
+        self.chunks
+            .contains_key(chunk_key(appliance_id, scan_id, seq))
+            .map_err(PlatformError::store("reading chunks"))
+    }
+
+    /// Appends a chunk's findings to the body log. Not durable until [`Store::flush`]; only then
+    /// may [`Store::ingest`] name it.
+    pub fn append_body(&self, chunk: &ResultChunk) -> Result<BodyRef, PlatformError> {
+        let bytes = postcard::to_stdvec(&chunk.findings).map_err(|e| PlatformError::Corrupt {
+            tree: "bodies",
+            key: chunk.key(),
+            detail: format!("encoding: {e}"),
+        })?;
+        self.bodies.append(&bytes)
+    }
+
+    /// Records a chunk whose body is durable, unless (appliance, scan, seq) is already stored;
+    /// returns whether it was new. The chunk and its scan's counters change in one transaction,
+    /// so the counters are exact whatever the interleaving of retries.
+    pub fn ingest(
+        &self,
+        appliance_id: &str,
+        chunk: &ResultChunk,
+        body: BodyRef,
+    ) -> Result<bool, PlatformError> {
         let key = chunk_key(appliance_id, &chunk.scan_id, chunk.seq);
         let skey = pair_key(appliance_id, &chunk.scan_id);
-        let body = encode(
+        let n = u32::try_from(chunk.findings.len()).unwrap_or(u32::MAX);
+        let rec = encode(
             "chunks",
-            &ChunkRecRef {
-                job_id: &chunk.job_id,
+            &ChunkRec {
+                job_id: chunk.job_id.clone(),
                 kind: chunk.kind,
-                findings: &chunk.findings,
+                findings: n,
+                body,
             },
         )?;
-        let n = chunk.findings.len() as u64;
         let now = now();
         (&self.chunks, &self.scans)
             .transaction(|(chunks, scans)| {
                 if chunks.get(&key)?.is_some() {
                     return Ok(false);
                 }
-                let mut rec = match scans.get(&skey)? {
+                let mut scan = match scans.get(&skey)? {
                     Some(v) => decode::<ScanRec>("scans", &skey, &v)
                         .map_err(ConflictableTransactionError::Abort)?,
                     None => ScanRec {
@@ -804,18 +843,35 @@ impl Store {
                         last_received: now,
                     },
                 };
-                rec.chunks = rec.chunks.saturating_add(1);
-                rec.findings = rec.findings.saturating_add(n);
-                rec.last_received = now;
+                scan.chunks = scan.chunks.saturating_add(1);
+                scan.findings = scan.findings.saturating_add(u64::from(n));
+                scan.last_received = now;
                 if chunk.seq == 0 && chunk.report_part.is_some() {
-                    rec.report_part = chunk.report_part.clone();
+                    scan.report_part = chunk.report_part.clone();
                 }
-                let enc = encode("scans", &rec).map_err(ConflictableTransactionError::Abort)?;
-                chunks.insert(key.clone(), body.clone())?;
+                let enc = encode("scans", &scan).map_err(ConflictableTransactionError::Abort)?;
+                chunks.insert(key.clone(), rec.clone())?;
                 scans.insert(skey.clone(), enc)?;
                 Ok(true)
             })
             .map_err(tx_error("storing a result chunk"))
+    }
+
+    /// The whole ingest from a thread outside the runtime (tests, tools): check, append, sync,
+    /// record, flush.
+    pub fn ingest_blocking(
+        &self,
+        appliance_id: &str,
+        chunk: &ResultChunk,
+    ) -> Result<bool, PlatformError> {
+        if self.has_chunk(appliance_id, &chunk.scan_id, chunk.seq)? {
+            return Ok(false);
+        }
+        let body = self.append_body(chunk)?;
+        self.flush_blocking()?;
+        let stored = self.ingest(appliance_id, chunk, body)?;
+        self.flush_blocking()?;
+        Ok(stored)
     }
 
     pub fn scans(&self, appliance_id: Option<&str>) -> Result<Vec<ScanRec>, PlatformError> {
@@ -853,7 +909,14 @@ impl Store {
             {
                 let (k, v) = kv.map_err(PlatformError::store("reading chunks"))?;
                 let chunk: ChunkRec = decode("chunks", &k, &v)?;
-                for finding in chunk.findings {
+                let bytes = self.bodies.read(&chunk.body)?;
+                let findings: Vec<Finding> =
+                    postcard::from_bytes(&bytes).map_err(|e| PlatformError::Corrupt {
+                        tree: "bodies",
+                        key: String::from_utf8_lossy(&k).into_owned(),
+                        detail: e.to_string(),
+                    })?;
+                for finding in findings {
                     if out.len() >= limit {
                         return Ok(out);
                     }
@@ -875,14 +938,6 @@ impl Store {
     pub fn chunk_count(&self) -> usize {
         self.chunks.len()
     }
-}
-
-/// The borrowed form of [`ChunkRec`], so ingest encodes without cloning the findings.
-#[derive(Serialize)]
-struct ChunkRecRef<'a> {
-    job_id: &'a Option<String>,
-    kind: ScanKind,
-    findings: &'a Vec<Finding>,
 }
 
 fn tx_error(
@@ -961,11 +1016,23 @@ mod tests {
     fn ingest_is_idempotent_and_counts_exactly() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let store = Store::open(dir.path(), 1 << 20).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(store.ingest("a1", &chunk("s1", 0, 3)).ok(), Some(true));
-        assert_eq!(store.ingest("a1", &chunk("s1", 0, 3)).ok(), Some(false));
-        assert_eq!(store.ingest("a1", &chunk("s1", 1, 2)).ok(), Some(true));
+        assert_eq!(
+            store.ingest_blocking("a1", &chunk("s1", 0, 3)).ok(),
+            Some(true)
+        );
+        assert_eq!(
+            store.ingest_blocking("a1", &chunk("s1", 0, 3)).ok(),
+            Some(false)
+        );
+        assert_eq!(
+            store.ingest_blocking("a1", &chunk("s1", 1, 2)).ok(),
+            Some(true)
+        );
         // Same scan id from another appliance is another scan.
-        assert_eq!(store.ingest("a2", &chunk("s1", 0, 1)).ok(), Some(true));
+        assert_eq!(
+            store.ingest_blocking("a2", &chunk("s1", 0, 1)).ok(),
+            Some(true)
+        );
         let scan = store
             .scan("a1", "s1")
             .ok()

@@ -477,6 +477,27 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
         totals.errors += r.errors;
     }
     let ingest_secs = t.elapsed().as_secs_f64();
+    // Exact counts read back: each worker's first scan is complete (10 chunks, one re-sent).
+    let mut verified = Vec::new();
+    for w in 0..args.ingest_conns {
+        let me = ids
+            .get(w % ids.len())
+            .map(|m| m.id.clone())
+            .unwrap_or_default();
+        let scan = format!("20261121T120000Z-w{w}s0");
+        let ans = admin
+            .get(
+                &format!("/api/v1/findings?appliance={me}&scan={scan}&limit=200000"),
+                &[("authorization", &auth)],
+            )
+            .await?;
+        let found: Vec<picket_model::api::StoredFinding> = ans.json()?;
+        verified.push(serde_json::json!({
+            "scan": scan,
+            "findings_read_back": found.len(),
+            "expected": 10 * args.findings_per_chunk,
+        }));
+    }
     phases.insert("ingest_end".into(), unix_now().into());
     let cpu_ingest = cpu_secs() - cpu_ingest0;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -525,6 +546,7 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
             "resent_refused_as_duplicate": totals.resent_refused,
             "errors": totals.errors,
             "generator_cpu_secs": cpu_ingest,
+            "read_back": verified,
         },
         "generator_cpu_secs_total": cpu_secs() - cpu0,
     }))
