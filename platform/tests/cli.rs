@@ -90,20 +90,24 @@ impl Drop for Running {
 async fn serve(state: &Path) -> Running {
     let addr_file = state.with_extension("addr");
     let _ = std::fs::remove_file(&addr_file);
-    let child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
-        .arg(state)
-        .arg("--addr-file")
-        .arg(&addr_file)
-        .env("PICKET_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{BIN}: {e}"));
+    let mut running = Running {
+        child: Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(state)
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .env("PICKET_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{BIN}: {e}")),
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
     for _ in 0..200 {
         if let Ok(text) = std::fs::read_to_string(&addr_file) {
             if let Ok(addr) = text.trim().parse() {
-                return Running { child, addr };
+                running.addr = addr;
+                return running;
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
