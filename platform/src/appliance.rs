@@ -85,9 +85,11 @@ pub async fn enroll(
             "sealing_key: expected 32 bytes of hex".into(),
         ));
     }
+    // A wrong code is refused before any signing work (unauthenticated callers get no CPU).
+    p.store.check_code(&req.code)?;
     let id = format!("app-{}", crate::server::random_token(8)?);
     // The CSR is checked (and the certificate signed) before the code is consumed, so a broken
-    // CSR does not burn the operator's code.
+    // CSR does not burn the operator's code; the consumption itself is the atomic check.
     let issued = {
         let p = p.clone();
         let csr = req.csr_pem.clone();

@@ -510,6 +510,20 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the code could be consumed now (without consuming it), so that enrollment refuses
+    /// a wrong code before spending any signing work on it.
+    pub fn check_code(&self, code: &str) -> Result<(), PlatformError> {
+        let rec: Option<CodeRec> = Self::get(&self.codes, "codes", &Self::code_hash(code))?;
+        match rec {
+            None => Err(PlatformError::Unauthorized(
+                "unknown enrollment code".into(),
+            )),
+            Some(r) if r.used_by.is_some() => Err(PlatformError::CodeUsed),
+            Some(r) if r.expires_at <= now() => Err(PlatformError::CodeExpired),
+            Some(_) => Ok(()),
+        }
+    }
+
     /// Marks the code used by `appliance_id`, atomically: of concurrent callers with the same code
     /// exactly one gets `Ok`, the others [`PlatformError::CodeUsed`].
     pub fn consume_code(

@@ -150,6 +150,24 @@ async fn enrollment_and_code_rules() {
     assert_eq!(status, 410);
     assert_eq!(api_error(&body).error, "code_expired");
 
+    // A wrong code is refused before the CSR is even looked at (no signing work for strangers).
+    let mut c = tp.plain().await;
+    let ans = c
+        .post_json(
+            "/api/v1/enroll",
+            &[],
+            &picket_model::api::EnrollRequest {
+                code: "ZZZZ-ZZZZ-ZZZZ-ZZZZ".into(),
+                csr_pem: "junk".into(),
+                sealing_key: "00".repeat(32),
+                hostname: "h".into(),
+                picket_version: "0".into(),
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ans.status, 401, "{}", String::from_utf8_lossy(&ans.body));
+
     // A broken CSR does not burn the code.
     let good = tp.code(None).await;
     let mut c = tp.plain().await;
