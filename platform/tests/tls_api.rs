@@ -752,3 +752,50 @@ async fn concurrent_durable_writes_do_not_stall() {
         .unwrap_or_else(|_| panic!("concurrent enrollments stalled"));
     assert_eq!(ok, 48);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_tls_connections_are_closed_and_connections_are_capped() {
+    use tokio::io::AsyncReadExt;
+    let mut cfg = config();
+    cfg.max_connections = 3;
+    let tp = start(cfg).await;
+
+    // After the handshake, a client that never sends a request head is closed by the header
+    // timer (20 s), so idle or slow clients cannot pin connections.
+    let client =
+        picket_platform::client::client_config(&tp.ca_pem, None).unwrap_or_else(|e| panic!("{e}"));
+    let tcp = tokio::net::TcpStream::connect(tp.addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let name =
+        rustls_pki_types::ServerName::try_from("localhost").unwrap_or_else(|e| panic!("{e}"));
+    let mut tls = tokio_rustls::TlsConnector::from(client)
+        .connect(name, tcp)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let t = Instant::now();
+
+    // Two more connections fill the cap (3); a fourth is closed at once.
+    let _a = tokio::net::TcpStream::connect(tp.addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _b = tokio::net::TcpStream::connect(tp.addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut over = tokio::net::TcpStream::connect(tp.addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut buf = [0u8; 8];
+    let r = tokio::time::timeout(Duration::from_secs(3), over.read(&mut buf)).await;
+    assert!(matches!(r, Ok(Ok(0)) | Ok(Err(_))), "over the cap: {r:?}");
+
+    let mut buf = [0u8; 64];
+    let r = tokio::time::timeout(Duration::from_secs(40), tls.read(&mut buf)).await;
+    assert!(matches!(r, Ok(Ok(0)) | Ok(Err(_))), "{r:?}");
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_secs(19) && waited < Duration::from_secs(30),
+        "{waited:?}"
+    );
+}
