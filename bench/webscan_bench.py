@@ -214,7 +214,7 @@ def print_table(results, entries):
     tools = list(results["tools"])
     rows = [
         ("planted found (of %d)" % results["planted"], lambda r: len(r["verdict"]["planted_found"])),
-        ("look-alikes reported (FP)", lambda r: len(r["verdict"]["false_positives"])),
+        ("false positives", lambda r: len(r["verdict"]["false_positives"])),
         ("unmatched, manifest CWE", lambda r: len(r["verdict"]["unmatched_in_manifest_cwes"])),
         ("unmatched, other CWE", lambda r: len(r["verdict"]["unmatched"])
          - len(r["verdict"]["unmatched_in_manifest_cwes"])),

@@ -941,7 +941,7 @@ class Handler(common.BaseHandler):
         # planted: crlf, the value written into the header without any check
         self.send_response(302)
         self.send_header("Location", "/")
-        self.send_raw_header(b"Set-Cookie: lang=" + value.encode("utf-8", "replace") + b"; Path=/")
+        self.send_raw_header(b"Set-Cookie: lang=" + value.encode("utf-8", "replace") + b"; Path=/; HttpOnly; SameSite=Lax")
         self.send_header("Content-Length", "0")
         self.send_header("Connection", "close")
         self.close_connection = True
@@ -1248,11 +1248,12 @@ class Handler(common.BaseHandler):
         self.send_json(202, {"status": "queued"})
 
     def api_v1_users(self, rest):
+        sql = "SELECT id, username, email FROM users WHERE id = " + unquote(rest)
         try:
             # planted: sqli-error in a path segment
-            rows = query("SELECT id, username, email FROM users WHERE id = " + unquote(rest))
+            rows = query(sql)
         except sqlite3.Error as e:
-            return self.send_json(500, {"error": "sqlite3.%s: %s" % (type(e).__name__, e)})
+            return self.send_json(500, {"error": "sqlite3.%s: %s" % (type(e).__name__, e), "query": sql})
         if not rows:
             return self.send_json(404, {"error": "no such user"})
         self.send_json(200, {"id": rows[0][0], "username": rows[0][1], "email": rows[0][2]})
