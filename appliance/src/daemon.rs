@@ -135,6 +135,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     wake_sync: Notify,
     wake_sched: Notify,
+    /// A state change worth an early heartbeat (a run started or ended).
+    wake_heartbeat: Notify,
     enrolled: Notify,
     shutdown: CancellationToken,
     started: Instant,
@@ -214,6 +216,7 @@ async fn run_async(opts: DaemonOptions, base_cfg: Config) -> Result<u8, AppError
         metrics: Arc::new(Metrics::default()),
         wake_sync: Notify::new(),
         wake_sched: Notify::new(),
+        wake_heartbeat: Notify::new(),
         enrolled: Notify::new(),
         shutdown: CancellationToken::new(),
         started: Instant::now(),
@@ -691,6 +694,7 @@ impl Shared {
             (job, scan_id)
         };
         self.wake_sync.notify_one();
+        self.wake_heartbeat.notify_one();
         tokio::spawn(async move {
             let default_timeout = self.cfg().scan.default_timeout_secs;
             let timeout = Duration::from_secs(if job.timeout_secs == 0 {
@@ -1103,6 +1107,7 @@ impl Shared {
         self.publish_outbox_metrics();
         self.wake_sync.notify_one();
         self.wake_sched.notify_one();
+        self.wake_heartbeat.notify_one();
     }
 
     // ---- uploading ----
@@ -1304,8 +1309,14 @@ impl Shared {
             }
             self.prune();
             let every = Duration::from_secs(self.cfg().daemon.heartbeat_secs);
-            if !self.pause(every).await {
-                return;
+            tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+                // State changes are told at once, but at most once every 2 s.
+                () = async {
+                    self.wake_heartbeat.notified().await;
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                } => {}
             }
         }
     }

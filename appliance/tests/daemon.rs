@@ -1064,7 +1064,10 @@ fn remote_commands_are_answered() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let p = Platform::start(&dir.path().join("pf"), Some(&ns.0));
     let farm = TlsFarm::start(dir.path(), Some(&ns.0), 24000, 1300);
-    let config = format!("[scan]\nscope = [\"127.0.0.0/8\"]\n{}", tuning());
+    let config = format!(
+        "[scan]\nscope = [\"127.0.0.0/8\"]\n[metrics]\nlisten = \"127.0.0.1:19187\"\n{}",
+        tuning()
+    );
     let mut a = Appliance::new(&dir.path().join("a"), Some(&ns.0), &config);
     let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -1137,6 +1140,23 @@ fn remote_commands_are_answered() {
             .is_some_and(|m| m.contains("not supported")),
         "{r}"
     );
+
+    // The metrics on loopback.
+    let m = output(
+        command(
+            Some(&ns.0),
+            Path::new("curl"),
+            &["-sS", "http://127.0.0.1:19187/metrics"],
+        ),
+        "curl metrics",
+    );
+    let m = text(&m.stdout);
+    assert!(m.contains("\npicket_enrolled 1\n"), "{m}");
+    assert!(
+        m.contains("\npicket_jobs_failed_total 1\n"),
+        "the cancelled run: {m}"
+    );
+    assert!(m.contains("picket_last_contact_timestamp_seconds 1"), "{m}");
 
     // A job after all that still runs and lands whole.
     let job = p.create_job(
