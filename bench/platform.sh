@@ -16,7 +16,8 @@
 # The load generator runs on the same two cores as the platform: its CPU use is reported too.
 #
 # Env: PLATFORM_APPLIANCES (1000) PLATFORM_INGEST_SECS (30) PLATFORM_INGEST_CONNS (4)
-#      PLATFORM_IDLE_SECS (10)   PLATFORM_BIN / PLATFORM_LOAD_BIN (prebuilt binaries)
+#      PLATFORM_IDLE_SECS (10) PLATFORM_FINDINGS_PER_CHUNK (500)
+#      PLATFORM_BIN / PLATFORM_LOAD_BIN (prebuilt binaries)
 # Output: a table on stdout, bench/out/platform-results.json, and the raw samples of the platform
 # process (unix time, RSS KiB, CPU ticks) in bench/out/platform-samples.txt.
 set -euo pipefail
@@ -28,6 +29,7 @@ APPLIANCES=${PLATFORM_APPLIANCES:-1000}
 INGEST_SECS=${PLATFORM_INGEST_SECS:-30}
 INGEST_CONNS=${PLATFORM_INGEST_CONNS:-4}
 IDLE_SECS=${PLATFORM_IDLE_SECS:-10}
+PER_CHUNK=${PLATFORM_FINDINGS_PER_CHUNK:-500}
 
 if [ -z "${PLATFORM_BIN:-}" ] || [ -z "${PLATFORM_LOAD_BIN:-}" ]; then
     echo "bench: building picket-platform and picket-platform-load (release)" >&2
@@ -76,7 +78,7 @@ SAMPLER_PID=$!
 
 "$PLATFORM_LOAD_BIN" --addr "$ADDR" --ca "$WORK/state/ca/ca.pem" --token-file "$WORK/state/admin-token" \
     --appliances "$APPLIANCES" --ingest-secs "$INGEST_SECS" --ingest-conns "$INGEST_CONNS" \
-    --idle-secs "$IDLE_SECS" >"$WORK/load.json"
+    --idle-secs "$IDLE_SECS" --findings-per-chunk "$PER_CHUNK" >"$WORK/load.json"
 
 kill "$SAMPLER_PID" 2>/dev/null || true
 wait "$SAMPLER_PID" 2>/dev/null || true

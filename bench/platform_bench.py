@@ -85,7 +85,7 @@ def report(load_path, samples_path, store_bytes, out_path):
         ("job -> poll latency, ingesting", f"p50 {load['job_latency_during_ingest']['p50_ms']:.1f} ms, p95 {load['job_latency_during_ingest']['p95_ms']:.1f} ms, max {load['job_latency_during_ingest']['max_ms']:.1f} ms ({load['job_latency_during_ingest']['probes']} probes)"),
         ("ingest", f"{ing['findings_per_sec']:.0f} findings/s ({ing['findings_stored']} findings, {ing['chunks_stored']} chunks of {ing['findings_per_chunk']} in {ing['secs']:.1f} s over {ing['connections']} connections)"),
         ("re-sent chunks refused", f"{ing['resent_refused_as_duplicate']} of {ing['resent']} (errors {ing['errors']})"),
-        ("complete scans read back", ", ".join(f"{v['findings_read_back']}/{v['expected']}" for v in ing.get("read_back", []))),
+        ("complete scans read back exactly", f"{sum(1 for v in ing.get('read_back', []) if v['findings_read_back'] == v['expected'])} of {len(ing.get('read_back', []))}"),
         ("platform during ingest", f"{during.get('cpu_percent')} % CPU (of 200), RSS max {during.get('rss_max_mib')} MiB"),
         ("load generator during ingest", f"{ing['generator_cpu_secs'] / max(ing['secs'], 1e-9) * 100:.0f} % CPU"),
         ("platform RSS peak", f"{platform['rss_peak_mib']} MiB"),
