@@ -14,6 +14,8 @@
 #      PICKET_WEB_ARGS     extra arguments for `picket scan web`
 #      WAPITI_MODULES      wapiti -m list (default: every module that maps to a planted class)
 #      BENCH_TIMEOUT_S     per tool (default 3600)
+#      WAPITI_FROM         an earlier webscan-results.json: reuse its wapiti figures (wall time,
+#                          requests, RSS) and re-score its saved report, instead of a ~40 min run
 #      BENCH_STRICT_SESSIONS=1  keep vulnapp's session expiry (300 requests / 600 s); by default
 #                          sessions never expire here, because wapiti cannot log in again
 # Output: a table on stdout and bench/out/webscan-results.json (reports and logs beside it).
@@ -31,14 +33,16 @@ for tool in /usr/bin/python3 /usr/bin/time unshare ip; do
         exit 1
     }
 done
-case ",${BENCH_TOOLS:-wapiti,picket}," in
-*,wapiti,*)
-    command -v wapiti >/dev/null || {
-        echo "bench: wapiti is missing (scripts/install-deps.sh)" >&2
-        exit 1
-    }
-    ;;
-esac
+if [ -z "${WAPITI_FROM:-}" ]; then
+    case ",${BENCH_TOOLS:-wapiti,picket}," in
+    *,wapiti,*)
+        command -v wapiti >/dev/null || {
+            echo "bench: wapiti is missing (scripts/install-deps.sh)" >&2
+            exit 1
+        }
+        ;;
+    esac
+fi
 case ",${BENCH_TOOLS:-wapiti,picket}," in
 *,picket,*)
     if [ -z "${PICKET_BIN:-}" ]; then
