@@ -138,7 +138,7 @@ fn work_for(p: &Shared, appliance: &str) -> Result<(PollResponse, Option<i64>), 
     let now = store::now();
     let mut resp = PollResponse::default();
     let mut next_due: Option<i64> = None;
-    for rec in p.store.jobs_of(appliance)? {
+    for rec in p.store.live_jobs_of(appliance)? {
         if store::is_open(rec.state) {
             resp.jobs.push(rec.job);
             continue;

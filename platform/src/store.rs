@@ -11,8 +11,11 @@
 //! - `codes`: SHA-256 of the normalised enrollment code → [`CodeRec`]. The code itself is never
 //!   stored. Consumption is a compare-and-swap, so of two concurrent enrollments with one code
 //!   exactly one wins.
-//! - `jobs`: job id → [`JobRec`]; `appliance_jobs`: `appliance/job` → `[]` (an index, so a poll
-//!   reads only its own appliance's jobs).
+//! - `jobs`: job id → [`JobRec`]; `appliance_jobs`: `appliance/job` → `[]` (every job of an
+//!   appliance); `live_jobs`: the same keys for jobs still to do or scheduled to run again, so a
+//!   poll reads only those, however many finished jobs an appliance has. After every job update
+//!   the entry is settled (inserted if live, else removed and re-checked), so concurrent updates
+//!   can leave a stale entry (skipped and removed by the next poll) but never lose a live one.
 //! - `commands`: command id → [`CommandRec`]; `open_commands`: `appliance/command` → `[]` for
 //!   commands not yet answered.
 //! - `scans`: `appliance/scan` → [`ScanRec`] (counters, chunk 0's report part).
@@ -202,6 +205,7 @@ pub struct Store {
     codes: sled::Tree,
     jobs: sled::Tree,
     appliance_jobs: sled::Tree,
+    live_jobs: sled::Tree,
     commands: sled::Tree,
     open_commands: sled::Tree,
     scans: sled::Tree,
@@ -381,6 +385,7 @@ impl Store {
             codes: tree("codes")?,
             jobs: tree("jobs")?,
             appliance_jobs: tree("appliance_jobs")?,
+            live_jobs: tree("live_jobs")?,
             commands: tree("commands")?,
             open_commands: tree("open_commands")?,
             scans: tree("scans")?,
@@ -623,13 +628,56 @@ impl Store {
     pub fn put_job(&self, rec: &JobRec) -> Result<(), PlatformError> {
         let body = encode("jobs", rec)?;
         let index = pair_key(&rec.appliance_id, &rec.job.id);
-        (&self.jobs, &self.appliance_jobs)
-            .transaction(|(jobs, idx)| {
+        let live = is_live(rec);
+        (&self.jobs, &self.appliance_jobs, &self.live_jobs)
+            .transaction(|(jobs, idx, live_idx)| {
                 jobs.insert(rec.job.id.as_bytes(), body.clone())?;
                 idx.insert(index.clone(), &[] as &[u8])?;
+                if live {
+                    live_idx.insert(index.clone(), &[] as &[u8])?;
+                }
                 Ok::<(), ConflictableTransactionError<PlatformError>>(())
             })
             .map_err(tx_error("writing a job"))
+    }
+
+    /// Brings the job's `live_jobs` entry in line with the job (see the module docs).
+    fn settle_live(&self, appliance_id: &str, job_id: &str) -> Result<(), PlatformError> {
+        let key = pair_key(appliance_id, job_id);
+        let live_now = |s: &Self| -> Result<bool, PlatformError> {
+            Ok(s.job(job_id)?.is_some_and(|j| is_live(&j)))
+        };
+        let err = PlatformError::store("updating live jobs");
+        if live_now(self)? {
+            self.live_jobs.insert(key, &[] as &[u8]).map_err(err)?;
+        } else {
+            self.live_jobs
+                .remove(&key)
+                .map_err(PlatformError::store("updating live jobs"))?;
+            if live_now(self)? {
+                self.live_jobs.insert(key, &[] as &[u8]).map_err(err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The appliance's jobs still to do or scheduled (stale index entries are removed).
+    pub fn live_jobs_of(&self, appliance_id: &str) -> Result<Vec<JobRec>, PlatformError> {
+        let mut out = Vec::new();
+        let mut stale = Vec::new();
+        for kv in self.live_jobs.scan_prefix(pair_key(appliance_id, "")) {
+            let (k, _) = kv.map_err(PlatformError::store("listing live jobs"))?;
+            let id = String::from_utf8_lossy(k.get(appliance_id.len() + 1..).unwrap_or_default())
+                .into_owned();
+            match self.job(&id)? {
+                Some(rec) if is_live(&rec) => out.push(rec),
+                _ => stale.push(id),
+            }
+        }
+        for id in stale {
+            self.settle_live(appliance_id, &id)?;
+        }
+        Ok(out)
     }
 
     pub fn job(&self, id: &str) -> Result<Option<JobRec>, PlatformError> {
@@ -640,14 +688,28 @@ impl Store {
     where
         F: FnMut(&mut JobRec) -> Result<(), PlatformError>,
     {
-        Self::update(&self.jobs, "jobs", id.as_bytes(), |old: Option<JobRec>| {
+        let appliance =
+            self.job(id)?
+                .map(|j| j.appliance_id)
+                .ok_or_else(|| PlatformError::NotFound {
+                    what: "job",
+                    id: id.to_string(),
+                })?;
+        // Indexed before the change, settled after: a crash in between leaves at worst a stale
+        // entry, never a live job missing from the index.
+        self.live_jobs
+            .insert(pair_key(&appliance, id), &[] as &[u8])
+            .map_err(PlatformError::store("updating live jobs"))?;
+        let rec = Self::update(&self.jobs, "jobs", id.as_bytes(), |old: Option<JobRec>| {
             let mut rec = old.ok_or_else(|| PlatformError::NotFound {
                 what: "job",
                 id: id.to_string(),
             })?;
             f(&mut rec)?;
             Ok(rec)
-        })
+        })?;
+        self.settle_live(&appliance, id)?;
+        Ok(rec)
     }
 
     pub fn jobs(&self) -> Result<Vec<JobRec>, PlatformError> {
@@ -981,6 +1043,11 @@ pub fn appliance_view(rec: &ApplianceRec, online: bool, last_seen: Option<i64>) 
     }
 }
 
+/// A job the appliance still has to run: open, or scheduled to run again.
+pub fn is_live(rec: &JobRec) -> bool {
+    is_open(rec.state) || rec.next_run_at.is_some()
+}
+
 /// The states in which a job is still the appliance's to do.
 pub fn is_open(state: JobState) -> bool {
     matches!(
@@ -1177,6 +1244,65 @@ mod tests {
             Err(PlatformError::NotFound { .. })
         ));
         assert_eq!(store.open_commands("a1").unwrap_or_default().len(), 2);
+    }
+
+    #[test]
+    fn live_jobs_follow_state_and_schedule() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(dir.path(), 1 << 20).unwrap_or_else(|e| panic!("{e}"));
+        let job = |id: &str, every: Option<u64>| JobRec {
+            job: Job {
+                id: id.into(),
+                kind: ScanKind::Net,
+                targets: vec!["198.18.0.2".into()],
+                options: picket_model::api::JobOptions::default(),
+                every_secs: every,
+                timeout_secs: 60,
+                credentials: None,
+                revision: 1,
+                created_at: String::new(),
+            },
+            appliance_id: "a1".into(),
+            state: JobState::Pending,
+            reason: None,
+            scan_id: None,
+            chunks_expected: None,
+            updated_at: 0,
+            next_run_at: None,
+            runs: 0,
+        };
+        for (id, every) in [("j1", None), ("j2", Some(60)), ("j3", None)] {
+            store
+                .put_job(&job(id, every))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let ids = |s: &Store| -> Vec<String> {
+            s.live_jobs_of("a1")
+                .unwrap_or_default()
+                .into_iter()
+                .map(|j| j.job.id)
+                .collect()
+        };
+        assert_eq!(ids(&store), ["j1", "j2", "j3"]);
+        for id in ["j1", "j2"] {
+            store
+                .update_job(id, |j| {
+                    j.state = JobState::Done;
+                    j.next_run_at = j.job.every_secs.map(|e| now() + e as i64);
+                    Ok(())
+                })
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        // j1 is finished for good; j2 will run again; j3 is still to do.
+        assert_eq!(ids(&store), ["j2", "j3"]);
+        assert_eq!(store.jobs_of("a1").unwrap_or_default().len(), 3);
+        // A stale entry (as a crash between index and update leaves) is skipped and removed.
+        store
+            .live_jobs
+            .insert(pair_key("a1", "j1"), &[] as &[u8])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ids(&store), ["j2", "j3"]);
+        assert_eq!(store.live_jobs.len(), 2);
     }
 
     #[test]
