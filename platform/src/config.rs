@@ -111,6 +111,13 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_parses_to_the_defaults() {
+        let c = Config::parse(include_str!("../platform.example.toml"))
+            .unwrap_or_else(|e| panic!("platform.example.toml: {e}"));
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let e = Config::parse("cert_validty_secs = 5\n")
             .err()
