@@ -208,9 +208,18 @@ pub async fn heartbeat(
     Appliance(app): Appliance,
     JsonBody(hb): JsonBody<Heartbeat>,
 ) -> Result<Json<Ack>, PlatformError> {
+    // The heartbeat is kept in the appliance's record, read on every call: bounded here.
     check_len("hostname", &hb.hostname, 255)?;
+    check_len("picket_version", &hb.picket_version, 64)?;
+    check_len("certificate_not_after", &hb.certificate_not_after, 64)?;
     if hb.warnings.len() > 64 || hb.running_jobs.len() > 1024 {
         return Err(PlatformError::BadRequest("heartbeat lists too long".into()));
+    }
+    for w in &hb.warnings {
+        check_len("warning", w, 1024)?;
+    }
+    for j in &hb.running_jobs {
+        check_len("running job id", j, 128)?;
     }
     let now = store::now();
     p.store.update_appliance(&app.id, |rec| {
