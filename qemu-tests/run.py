@@ -245,6 +245,26 @@ def network_answers(address: str) -> list[tuple[str, str]]:
     ]
 
 
+def settled_menu(vm: VM, timeout: float = 120) -> str:
+    """Waits, through the console's Status screen, until the daemon runs and holds the store,
+    and returns the menu drawn after it. Until then the console and the starting daemon race for
+    the store ("in use by another picket process"), which a person would see as a transient
+    error and which would make a typed answer fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pos = len(vm.text())
+        vm.type("4\r")
+        m = vm.wait_for(PROMPT, 90, pos)
+        if m is None:
+            raise Failure(f"no menu after Status; tail:\n{vm.text()[-800:]}")
+        screen = vm.text()[pos:m.end()]
+        if re.search(r"Daemon\s*:\s*running", screen) and "is in use by" not in screen:
+            return screen
+        if time.monotonic() > deadline:
+            raise Failure(f"the daemon was not running {timeout:.0f} s after the console "
+                          f"started; last status:\n{screen[-900:]}")
+        time.sleep(3)
+
 def arp_up(net: TestNet, address: str) -> bool:
     up = nmap_xml(net, ["-sn", "-PR", address], 60)
     st = up.find("./host/status")
@@ -295,12 +315,14 @@ def test_powercut(ctx: Ctx) -> str:
                     continue
                 if i == 3:
                     # An acknowledged store write, then the power cut.
+                    settled_menu(vm)
                     at = converse(vm, network_answers(f"{picketvm.APPLIANCE_ADDR}/24"))
                     if vm.wait_for(r"Saved\.", 60, at) is None:
                         raise Failure(f"boot {i}: the console never said Saved.; tail:\n{vm.text()[-800:]}")
                     notes.append("settings saved, cut at once")
                 elif i == 4:
                     # A cut in the middle of a store write (the Enter that saves).
+                    text = settled_menu(vm)
                     if f"static {picketvm.APPLIANCE_ADDR}/24" not in text:
                         raise Failure(f"boot {i}: the saved settings are not in the menu after the cut; "
                                       f"tail:\n{text[-900:]}")
@@ -318,7 +340,7 @@ def test_powercut(ctx: Ctx) -> str:
             vm = VM(disk, work, "cut5", memory_mb=MEMORY_MB, net=net)
             try:
                 boot_to_ready(vm, ctx, "boot 5")
-                text = vm.text()
+                text = settled_menu(vm)
                 if "cannot be read" in text or "stored settings are invalid" in text:
                     raise Failure(f"boot 5: the store is damaged after the cut: {text[-900:]}")
                 shown = [a for a in (f"{picketvm.APPLIANCE_ADDR}/24", f"{picketvm.NET_PREFIX}.11/24")
@@ -558,7 +580,12 @@ class RefPlatform:
 def converse(vm: VM, steps: list[tuple[str, str]], timeout: float = 60) -> int:
     """Waits for each prompt (a regex, searched after what was already answered) and types the
     answer with Enter, as a person at the serial console would. Returns the output offset."""
-    pos = len(vm.text())
+    text = vm.text()
+    pos = len(text)
+    if steps and steps[0][0] == PROMPT:
+        # The menu prompt may already be on the screen, waiting: start from the last one.
+        last = text.rfind("Choice [1-5]: ")
+        pos = last if last >= 0 else pos
     for prompt, answer in steps:
         m = vm.wait_for(prompt, timeout, pos)
         if m is None:
@@ -579,6 +606,34 @@ def wait_until(what: str, timeout: float, probe) -> object:
         time.sleep(2)
 
 
+# A TLS server for the test host: accepts one connection at a time, completes the handshake
+# with its self-signed certificate, reads a little and closes. Bounded: exits after 1 hour.
+TLS_HOST = """
+import socket, ssl, sys, time
+addr, port, cert, key = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((addr, port))
+s.listen(16)
+s.settimeout(5)
+end = time.monotonic() + 3600
+while time.monotonic() < end:
+    try:
+        c, _ = s.accept()
+    except OSError:
+        continue
+    c.settimeout(5)
+    try:
+        t = ctx.wrap_socket(c, server_side=True)
+        t.recv(1024)
+        t.close()
+    except OSError:
+        c.close()
+"""
+
+
 def test_enroll(ctx: Ctx) -> str:
     """The whole setup at the serial console: static network settings and an enrollment code
     typed at the menu; the appliance enrolls with `picket-platform serve` in the test namespace,
@@ -593,13 +648,18 @@ def test_enroll(ctx: Ctx) -> str:
     try:
         net.ip("addr", "add", f"{target}/24", "dev", "tap0")
         platform = RefPlatform(net, work)
-        listener = subprocess.Popen(net.exec_argv([
-            sys.executable, "-c",
-            "import socket,time;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
-            f"s.bind(('{target}',18080));s.listen();time.sleep(3600)"]))
+        # The test host: a TLS service with a self-signed certificate, which picket reports as
+        # a finding, so what reaches the platform can be checked for content, not just arrival.
+        key, cert = work / "host.key", work / "host.crt"
+        run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+             "-out", str(cert), "-days", "2", "-subj", "/CN=picket-qemu-test-host"])
+        listener = subprocess.Popen(net.exec_argv([sys.executable, "-c", TLS_HOST, target, "18443",
+                                                   str(cert), str(key)]),
+                                    stderr=open(work / "tls-host.log", "wb"))
         vm = VM(disk, work, "enroll", memory_mb=MEMORY_MB, net=net)
         t_boot = boot_to_ready(vm, ctx, "boot")
         t0 = time.monotonic()
+        settled_menu(vm)
         converse(vm, network_answers(f"{picketvm.APPLIANCE_ADDR}/24"))
         pos = len(vm.text())
         if vm.wait_for(PROMPT, 60, pos) is None:
@@ -637,7 +697,7 @@ def test_enroll(ctx: Ctx) -> str:
             raise Failure(f"update_config refused: {json.dumps(answered)[:400]}")
         job = platform.call("POST", "/api/v1/jobs", {
             "appliance_id": appliance, "kind": "net", "targets": [target],
-            "options": {"ports": "18080,8443", "udp_ports": None, "exclude": [], "no_service": False,
+            "options": {"ports": "18443", "udp_ports": None, "exclude": [], "no_service": False,
                         "sudo": False, "max_rps": None, "max_requests": None, "login_url": None,
                         "username": None},
             "every_secs": None, "timeout_secs": 600, "credentials": None})
@@ -657,12 +717,17 @@ def test_enroll(ctx: Ctx) -> str:
         done = wait_until("the scan job's results at the platform", 400, job_done)
         findings = platform.call("GET", f"/api/v1/findings?job={job_id}")
         t_job = time.monotonic() - t0 - t_enrolled
+        wanted = f"net.tls.cert-self-signed:{target}:18443"
+        ids = [f.get("finding", {}).get("id", "") for f in findings] if isinstance(findings, list) else []
+        if not any(i.startswith("net.tls.cert-self-signed") and f"{target}:18443" in i for i in ids):
+            raise Failure(f"the platform has no self-signed-certificate finding for {target}:18443 "
+                          f"(findings: {ids[:5]}; job: {json.dumps(done)[:300]})")
         ctx.figures["enroll_s"] = round(t_enrolled, 1)
         ctx.figures["job_s"] = round(t_job, 1)
         return (f"booted in {t_boot:.0f} s; typed static {picketvm.APPLIANCE_ADDR}/24 and the code; "
                 f"enrolled as {appliance} ({t_enrolled:.0f} s); scope pushed; job {job_id} on {target} "
                 f"done with {done.get('chunks_received')} result chunk(s) at the platform, "
-                f"{len(findings) if isinstance(findings, list) else '?'} finding(s), {t_job:.0f} s")
+                f"{len(findings)} finding(s) incl. {wanted}, {t_job:.0f} s")
     finally:
         if listener is not None:
             listener.kill()
