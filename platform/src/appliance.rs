@@ -334,6 +334,13 @@ pub async fn results(
             chunk.seq, chunk.total
         )));
     }
+    if chunk.targets.len() > 4096 || chunk.targets.iter().any(|t| t.len() > 2048) {
+        return Err(PlatformError::BadRequest(
+            "targets: at most 4096, each at most 2048 bytes".into(),
+        ));
+    }
+    check_len("started_at", &chunk.started_at, 64)?;
+    check_len("finished_at", &chunk.finished_at, 64)?;
     if chunk.findings.len() > api::MAX_FINDINGS_PER_CHUNK {
         return Err(PlatformError::BadRequest(format!(
             "{} findings in one chunk (at most {})",

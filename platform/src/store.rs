@@ -117,9 +117,18 @@ pub struct ScanRec {
     pub started_at: String,
     pub finished_at: String,
     pub targets: Vec<String>,
-    pub report_part: Option<String>,
+    /// Chunk 0's kind-specific report part, in the body log (it can be megabytes; the scan
+    /// record is read on every chunk's ingest).
+    pub report_part: Option<BodyRef>,
     pub first_received: i64,
     pub last_received: i64,
+}
+
+/// Where a chunk's findings (and chunk 0's report part) were appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkBodies {
+    pub findings: BodyRef,
+    pub report_part: Option<BodyRef>,
 }
 
 /// The index record of a chunk; its findings are in the body log.
@@ -864,13 +873,38 @@ impl Store {
 
     /// Appends a chunk's findings to the body log. Not durable until [`Store::flush`]; only then
     /// may [`Store::ingest`] name it.
-    pub fn append_body(&self, chunk: &ResultChunk) -> Result<BodyRef, PlatformError> {
+    pub fn append_body(&self, chunk: &ResultChunk) -> Result<ChunkBodies, PlatformError> {
         let bytes = postcard::to_stdvec(&chunk.findings).map_err(|e| PlatformError::Corrupt {
             tree: "bodies",
             key: chunk.key(),
             detail: format!("encoding: {e}"),
         })?;
-        self.bodies.append(&bytes)
+        let findings = self.bodies.append(&bytes)?;
+        let report_part = match (&chunk.report_part, chunk.seq) {
+            (Some(part), 0) => Some(self.bodies.append(part.as_bytes())?),
+            _ => None,
+        };
+        Ok(ChunkBodies {
+            findings,
+            report_part,
+        })
+    }
+
+    /// A scan's report part (chunk 0's `report_part`), if it sent one.
+    pub fn report_part(&self, scan: &ScanRec) -> Result<Option<String>, PlatformError> {
+        match &scan.report_part {
+            None => Ok(None),
+            Some(r) => {
+                let bytes = self.bodies.read(r)?;
+                String::from_utf8(bytes)
+                    .map(Some)
+                    .map_err(|e| PlatformError::Corrupt {
+                        tree: "bodies",
+                        key: format!("{}/{} report part", scan.appliance_id, scan.scan_id),
+                        detail: e.to_string(),
+                    })
+            }
+        }
     }
 
     /// Records a chunk whose body is durable, unless (appliance, scan, seq) is already stored;
@@ -880,7 +914,7 @@ impl Store {
         &self,
         appliance_id: &str,
         chunk: &ResultChunk,
-        body: BodyRef,
+        body: ChunkBodies,
     ) -> Result<bool, PlatformError> {
         let key = chunk_key(appliance_id, &chunk.scan_id, chunk.seq);
         let skey = pair_key(appliance_id, &chunk.scan_id);
@@ -891,7 +925,7 @@ impl Store {
                 job_id: chunk.job_id.clone(),
                 kind: chunk.kind,
                 findings: n,
-                body,
+                body: body.findings,
             },
         )?;
         let now = now();
@@ -922,8 +956,8 @@ impl Store {
                 scan.chunks = scan.chunks.saturating_add(1);
                 scan.findings = scan.findings.saturating_add(u64::from(n));
                 scan.last_received = now;
-                if chunk.seq == 0 && chunk.report_part.is_some() {
-                    scan.report_part = chunk.report_part.clone();
+                if body.report_part.is_some() {
+                    scan.report_part = body.report_part.clone();
                 }
                 let enc = encode("scans", &scan).map_err(ConflictableTransactionError::Abort)?;
                 chunks.insert(key.clone(), rec.clone())?;
@@ -1139,6 +1173,18 @@ mod tests {
             4
         );
         assert_eq!(store.chunk_count(), 3);
+        let mut first = chunk("s2", 0, 1);
+        first.report_part = Some("{\"hosts\":[]}".into());
+        assert_eq!(store.ingest_blocking("a1", &first).ok(), Some(true));
+        let scan = store
+            .scan("a1", "s2")
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("no scan"));
+        assert_eq!(
+            store.report_part(&scan).ok().flatten().as_deref(),
+            Some("{\"hosts\":[]}")
+        );
     }
 
     #[test]
