@@ -926,20 +926,64 @@ fn results_survive_daemon_and_platform_kills_exactly_once() {
     a.start();
     runs.push(finished(&p, &job2, &a));
 
-    // 3. The platform SIGKILLed mid-upload (after its first chunk), restarted.
+    // From here on the platform's port takes at most 400 kB/s (MTU 1500, excess dropped), so
+    // uploading the six chunks takes seconds and a kill lands between two of them.
+    let port = p.addr.rsplit(':').next().unwrap_or_default().to_owned();
+    let rules = dir.path().join("slow.nft");
+    std::fs::write(
+        &rules,
+        format!(
+            "table inet picket_slow {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    tcp dport {port} limit rate over 400 kbytes/second drop\n  }}\n}}\n"
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    for args in [
+        vec!["ip", "-n", &ns.0, "link", "set", "lo", "mtu", "1500"],
+        vec![
+            "ip",
+            "netns",
+            "exec",
+            &ns.0,
+            "nft",
+            "-f",
+            &rules.to_string_lossy(),
+        ],
+    ] {
+        let st = Command::new(args[0]).args(&args[1..]).status();
+        assert!(st.is_ok_and(|s| s.success()), "{args:?}");
+    }
+    let partly = |p: &Platform, job: &str| {
+        let v = p.job(job);
+        let got = v["chunks_received"].as_u64().unwrap_or(0);
+        got >= 1 && v["chunks_expected"].as_u64().is_none_or(|e| got < e)
+    };
+
+    // 3. The platform SIGKILLed mid-upload (some chunks stored, not all), restarted.
     let job3 = p.create_job(&app, &["127.0.0.1"], farm_options(&farm));
     wait_until(
-        "the first chunk of the third scan",
+        "the third upload under way",
         Duration::from_secs(300),
-        || p.job(&job3)["chunks_received"].as_u64().unwrap_or(0) >= 1,
+        || partly(&p, &job3),
     );
     p.restart();
     runs.push(finished(&p, &job3, &a));
+
+    // 4. The daemon SIGKILLed mid-upload, restarted: the rest is sent, nothing twice.
+    let job4 = p.create_job(&app, &["127.0.0.1"], farm_options(&farm));
+    wait_until(
+        "the fourth upload under way",
+        Duration::from_secs(300),
+        || partly(&p, &job4),
+    );
+    a.kill9();
+    a.start();
+    runs.push(finished(&p, &job4, &a));
     let st = a.status();
     assert_eq!(st["outbox_chunks"].as_u64(), Some(0), "{st}");
     assert_eq!(st["dropped_chunks"].as_u64(), Some(0), "{st}");
     a.stop();
     // The platform holds exactly the findings of each run's report in the local history.
+    assert_eq!(runs.len(), 4);
     for (scan, remote) in &runs {
         let local = ids(&a.local_findings(scan), "");
         assert!(local.len() > 2000, "{scan}: only {} findings", local.len());
