@@ -7,10 +7,13 @@
 
 use crate::app::{emit, exit, note, state_dir, AppError, LOCK_WAIT, SAVE_LOCK_WAIT};
 use crate::cli::{Cli, Format, WebArgs};
+use crate::progress::BarProgress;
 use crate::report::{self, json, sarif, table};
 use crate::store::{Store, StoredScan};
 use picket_model::{ScanKind, ScanMeta, WebReport, PICKET_VERSION};
 use picket_webscan::{LoginConfig, WebScanConfig, WebscanError};
+use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::Duration;
 
 fn secret(var: &str, option: &'static str) -> Result<String, AppError> {
@@ -108,7 +111,15 @@ pub fn scan_web(cli: &Cli, args: &WebArgs) -> Result<u8, AppError> {
         .enable_all()
         .build()
         .map_err(AppError::Runtime)?;
-    let outcome = runtime.block_on(picket_webscan::run(&cfg));
+    let bar = (!cli.quiet && std::io::stderr().is_terminal()).then(BarProgress::new);
+    let progress: Arc<dyn picket_netscan::Progress> = match &bar {
+        Some(b) => Arc::new(b.clone()),
+        None => Arc::new(picket_netscan::scan::NoProgress),
+    };
+    let outcome = runtime.block_on(picket_webscan::run_with_progress(&cfg, progress));
+    if let Some(b) = &bar {
+        b.finish();
+    }
     // Tasks still waiting on a hostile server are abandoned, not awaited.
     runtime.shutdown_timeout(Duration::from_millis(200));
     let outcome = outcome?;

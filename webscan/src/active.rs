@@ -302,6 +302,7 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, site: &Site) -> u64 {
     points.extend(header_and_cookie_points(ctx, site).await);
     let n = points.len() as u64;
     tracing::info!("active checks: {n} injection points");
+    ctx.progress.phase("checks", n);
     let mut bases: std::collections::HashMap<(usize, bool), BaseCell> =
         std::collections::HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -333,6 +334,7 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, site: &Site) -> u64 {
         if tasks.join_next().await.is_none() {
             break;
         }
+        ctx.progress.advance(1);
     }
     tracing::info!(
         "active checks done ({} requests so far); reading pages again for stored XSS",

@@ -236,6 +236,7 @@ pub(crate) async fn crawl(ctx: &Arc<Ctx>, openapi_doc: Option<Value>) -> Site {
     }
 
     let crawl_budget = ctx.cfg.max_requests.saturating_mul(2) / 5;
+    ctx.progress.phase("crawl", ctx.cfg.max_pages as u64);
     let mut tasks: tokio::task::JoinSet<(Url, u32, Kind, crate::Result<Response>)> =
         tokio::task::JoinSet::new();
     let mut fetched = 0usize;
@@ -261,6 +262,7 @@ pub(crate) async fn crawl(ctx: &Arc<Ctx>, openapi_doc: Option<Value>) -> Site {
         let Ok((url, depth, kind, result)) = joined else {
             continue;
         };
+        ctx.progress.advance(1);
         match result {
             Ok(resp) => process(ctx, &mut st, &url, depth, kind, &resp).await,
             Err(e) => ctx.warn(format!("crawl: {e}")),

@@ -202,6 +202,8 @@ pub(crate) struct Ctx {
     cookie_pages: Mutex<Vec<(String, Url)>>,
     /// Findings per capped class.
     counts: Mutex<std::collections::HashMap<&'static str, usize>>,
+    /// Where progress goes (a bar on a terminal, nothing otherwise).
+    pub progress: Arc<dyn picket_netscan::Progress>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -364,6 +366,15 @@ impl Ctx {
 
 /// Runs a web scan.
 pub async fn run(cfg: &WebScanConfig) -> Result<WebScanOutcome> {
+    run_with_progress(cfg, Arc::new(picket_netscan::scan::NoProgress)).await
+}
+
+/// Runs a web scan, reporting its phases (`crawl`: pages; `checks`: injection points) to
+/// `progress`.
+pub async fn run_with_progress(
+    cfg: &WebScanConfig,
+    progress: Arc<dyn picket_netscan::Progress>,
+) -> Result<WebScanOutcome> {
     let started = Instant::now();
     let start = Url::parse(&cfg.target).map_err(|e| WebscanError::BadUrl {
         url: cfg.target.clone(),
@@ -423,6 +434,7 @@ pub async fn run(cfg: &WebScanConfig) -> Result<WebScanOutcome> {
         pending: Mutex::new(Vec::new()),
         cookie_pages: Mutex::new(Vec::new()),
         counts: Mutex::new(std::collections::HashMap::new()),
+        progress,
     });
 
     // The start page first: an unreachable target is an error, not an empty report.
