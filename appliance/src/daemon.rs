@@ -284,11 +284,12 @@ async fn run_async(opts: DaemonOptions, base_cfg: Config) -> Result<u8, AppError
     wait_for_signal().await;
     tracing::info!("stopping");
     shared.shutdown.cancel();
-    for t in lock(&shared.state).running.values() {
-        t.cancel();
-    }
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
         while tasks.join_next().await.is_some() {}
+        // Runs put back for the next start (their records written) before the runtime goes.
+        while !lock(&shared.state).running.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     })
     .await;
     Ok(crate::app::exit::OK)
@@ -703,6 +704,9 @@ impl Shared {
                 job.timeout_secs
             });
             let outcome = tokio::select! {
+                // Stopping the daemon is not the job's fault: the run is put back to run again
+                // at the next start (not counted as an interruption).
+                () = self.shutdown.cancelled() => RunOutcome::Stopped,
                 () = token.cancelled() => RunOutcome::Cancelled,
                 r = tokio::time::timeout(timeout, self.execute(&job, &scan_id)) => match r {
                     Ok(Ok(results)) => RunOutcome::Done(Box::new(results)),
@@ -1088,6 +1092,18 @@ impl Shared {
                 tracing::warn!("job {job_id} failed: {reason}");
                 self.record_error(&format!("job {job_id}: {reason}"));
                 self.finish_failed(&mut st, job_id, reason);
+            }
+            RunOutcome::Stopped => {
+                if let Some(rec) = st.jobs.get_mut(job_id) {
+                    rec.state = JobState::Accepted;
+                    rec.reason = Some("daemon stopped during the run; runs again at start".into());
+                    rec.next_run = Some(now);
+                    rec.report_pending = true;
+                    rec.updated = now;
+                    let rec = rec.clone();
+                    let store = lock(&self.store);
+                    let _ = self.persist_job(&store, &rec);
+                }
             }
             RunOutcome::Cancelled => {
                 if let Some(rec) = st.jobs.get_mut(job_id) {
@@ -1693,21 +1709,29 @@ impl Shared {
             dropped_chunks: st.outbox.stats.dropped_chunks,
             dropped_findings: st.outbox.stats.dropped_findings,
             running_jobs: st.running.keys().cloned().collect(),
-            jobs: jobs
-                .into_iter()
-                .take(20)
-                .map(|r| crate::status::JobLine {
-                    id: r.job.id.clone(),
-                    kind: r.job.kind.as_str().to_owned(),
-                    state: format!("{:?}", r.state).to_lowercase(),
-                    reason: r.reason.clone(),
-                    scan_id: r.scan_id.clone(),
-                })
-                .collect(),
+            jobs: jobs.into_iter().take(20).map(job_line).collect(),
             secrets: self.kek.source().describe(),
             warnings,
         }
     }
+}
+
+fn job_line(r: &JobRecord) -> crate::status::JobLine {
+    crate::status::JobLine {
+        id: r.job.id.clone(),
+        kind: r.job.kind.as_str().to_owned(),
+        state: format!("{:?}", r.state).to_lowercase(),
+        reason: r.reason.clone(),
+        scan_id: r.scan_id.clone(),
+    }
+}
+
+/// The 20 most recently changed jobs of a store no daemon holds (for `picket status`).
+pub(crate) fn recent_jobs(store: &Store) -> Result<Vec<crate::status::JobLine>, AppError> {
+    let (jobs, _) = load_records(store)?;
+    let mut v: Vec<&JobRecord> = jobs.values().collect();
+    v.sort_by_key(|r| std::cmp::Reverse(r.updated));
+    Ok(v.into_iter().take(20).map(job_line).collect())
 }
 
 /// Largest report part sent with chunk 0; a bigger one (a huge network) is replaced by a note, so
@@ -1743,6 +1767,7 @@ enum RunOutcome {
     Done(Box<(ScanResults, Option<StoredScan>)>),
     Failed(String),
     Cancelled,
+    Stopped,
 }
 
 fn ok(msg: &str) -> api::CommandResult {

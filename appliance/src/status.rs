@@ -459,7 +459,7 @@ pub fn offline_report(
         dropped_chunks: outbox.stats.dropped_chunks,
         dropped_findings: outbox.stats.dropped_findings,
         running_jobs: Vec::new(),
-        jobs: Vec::new(),
+        jobs: crate::daemon::recent_jobs(store)?,
         secrets: kek.source().describe(),
         warnings,
     })

@@ -1652,3 +1652,42 @@ fn a_scheduled_job_repeats_until_cancelled() {
         assert_eq!(ids(&p.findings(s), "finding"), ids(&local, ""), "{s}");
     }
 }
+
+#[test]
+fn a_run_stopped_with_the_daemon_runs_again_at_the_next_start() {
+    if skip_netns() {
+        return;
+    }
+    let ns = Netns::new("st");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = Platform::start(&dir.path().join("pf"), Some(&ns.0));
+    let farm = TlsFarm::start(dir.path(), Some(&ns.0), 28000, 1300);
+    let config = format!("[scan]\nscope = [\"127.0.0.0/8\"]\n{}", tuning());
+    let mut a = Appliance::new(&dir.path().join("a"), Some(&ns.0), &config);
+    let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    a.start();
+    let app = appliance_id(&p);
+    let job = p.create_job(&app, &["127.0.0.1"], farm_options(&farm));
+    wait_until("the scan to start", Duration::from_secs(60), || {
+        p.job(&job)["state"] == "running"
+    });
+    let t = Instant::now();
+    a.stop();
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "SIGTERM took {:?}",
+        t.elapsed()
+    );
+    let st = a.status();
+    let line = st["jobs"]
+        .as_array()
+        .and_then(|js| js.iter().find(|j| j["id"] == job.as_str()).cloned())
+        .unwrap_or_default();
+    assert_eq!(line["state"], "accepted", "{st}");
+    a.start();
+    let (scan, remote) = finished(&p, &job, &a);
+    assert!(!a.log().contains("interrupted by a restart"), "{}", a.log());
+    a.stop();
+    assert_eq!(ids(&a.local_findings(&scan), ""), remote);
+}
