@@ -582,7 +582,7 @@ impl Shared {
                 }
             }
         }
-        let verdict = check_scope(&job, scope).await;
+        let verdict = check_scope(&job, scope).await.map(|_| ());
         let now = now_unix();
         let mut st = lock(&self.state);
         let prev = st.jobs.get(&job.id).cloned();
@@ -725,12 +725,12 @@ impl Shared {
         scan_id: &str,
     ) -> Result<(ScanResults, Option<StoredScan>), String> {
         // The scope may have changed since the job was accepted.
-        check_scope(job, &self.cfg().scope()).await?;
+        let pinned = check_scope(job, &self.cfg().scope()).await?;
         match job.kind {
             ScanKind::Net => {
                 let o = &job.options;
                 let cfg = picket_netscan::NetScanConfig {
-                    targets: job.targets.clone(),
+                    targets: pinned,
                     exclude: o.exclude.clone(),
                     tcp_ports: o.ports.clone().unwrap_or_else(|| "top1000".into()),
                     udp_ports: o.udp_ports.clone().unwrap_or_else(|| "none".into()),
@@ -746,6 +746,7 @@ impl Shared {
                     tracing::info!("job {}: {w}", job.id);
                 }
                 report.scan.id = scan_id.to_owned();
+                report.scan.targets.clone_from(&job.targets);
                 let hosts = crate::report::json::net_report_value(&report)
                     .map(|v| v.get("hosts").cloned().unwrap_or_default())
                     .map_err(|e| e.to_string())?;
@@ -1801,8 +1802,10 @@ fn target_host(t: &str) -> Result<String, String> {
 }
 
 /// The scope guard: every target (after resolving host names) must lie inside `scope`. The
-/// error names the first target that does not.
-pub async fn check_scope(job: &Job, scope: &[IpNet]) -> Result<(), String> {
+/// error names the first target that does not. Returns the targets with each bare host name
+/// replaced by the addresses it was checked with, so a net scan cannot be pointed elsewhere by a
+/// second, different DNS answer.
+pub async fn check_scope(job: &Job, scope: &[IpNet]) -> Result<Vec<String>, String> {
     use picket_netscan::targets::{parse_target, resolve_targets, TargetSpec};
     if scope.is_empty() {
         return Err("out of scope: no scan scope is configured ([scan] scope)".into());
@@ -1811,6 +1814,7 @@ pub async fn check_scope(job: &Job, scope: &[IpNet]) -> Result<(), String> {
         return Err("no targets".into());
     }
     let inside = |a: std::net::IpAddr| scope.iter().any(|n| n.contains(&a));
+    let mut pinned = Vec::with_capacity(job.targets.len());
     for t in job.targets.iter().take(100_000) {
         if t.starts_with('@') {
             return Err(format!(
@@ -1832,14 +1836,23 @@ pub async fn check_scope(job: &Job, scope: &[IpNet]) -> Result<(), String> {
                 if let Some(a) = set.addrs.iter().find(|a| !inside(**a)) {
                     return Err(format!("out of scope: {t} (resolves to {a})"));
                 }
-                !set.addrs.is_empty()
+                if host == *t {
+                    pinned.extend(set.addrs.iter().map(|a| a.to_string()));
+                } else {
+                    pinned.push(t.clone());
+                }
+                if set.addrs.is_empty() {
+                    return Err(format!("out of scope: {t} (resolves to no address)"));
+                }
+                continue;
             }
         };
         if !ok {
             return Err(format!("out of scope: {t}"));
         }
+        pinned.push(t.clone());
     }
-    Ok(())
+    Ok(pinned)
 }
 
 /// `picket daemon` entry from the CLI.
@@ -1897,7 +1910,7 @@ mod tests {
             if ok.is_empty() {
                 continue;
             }
-            assert_eq!(check_scope(&job(&ok), &scope).await, Ok(()), "{ok:?}");
+            assert!(check_scope(&job(&ok), &scope).await.is_ok(), "{ok:?}");
         }
         for (bad, named) in [
             (vec!["198.18.0.1", "10.0.0.1"], "10.0.0.1"),
@@ -1918,5 +1931,16 @@ mod tests {
             );
         }
         assert!(check_scope(&job(&["198.18.0.1"]), &[]).await.is_err());
+        // A host name is replaced by the addresses it was checked with.
+        let lo: Vec<IpNet> = vec![
+            "127.0.0.0/8".parse().unwrap_or_else(|e| panic!("{e}")),
+            "::1/128".parse().unwrap_or_else(|e| panic!("{e}")),
+        ];
+        let pinned = check_scope(&job(&["localhost", "127.0.0.2"]), &lo)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(pinned.contains(&"127.0.0.1".to_string()), "{pinned:?}");
+        assert!(!pinned.contains(&"localhost".to_string()), "{pinned:?}");
+        assert_eq!(pinned.last().map(String::as_str), Some("127.0.0.2"));
     }
 }
