@@ -262,9 +262,13 @@ def print_table(results, entries):
     for t in tools:
         fps = results["tools"][t]["verdict"]["false_positives"]
         if fps:
-            print("\n%s false positives:" % t)
+            print("\n%s false positives (entry: count, first examples):" % t)
+            by_entry = {}
             for x in fps:
-                print("  %s: %s %s" % (x["entry"], x["finding"]["url"], x["finding"].get("parameter")))
+                by_entry.setdefault(x["entry"], []).append(x["finding"])
+            for entry, fs in sorted(by_entry.items()):
+                examples = ", ".join("%s %s" % (f["url"], f.get("parameter") or "") for f in fs[:4])
+                print("  %s: %d (%s%s)" % (entry, len(fs), examples.strip(), ", ..." if len(fs) > 4 else ""))
 
 
 if __name__ == "__main__":
