@@ -259,7 +259,11 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("picket-platform: {e:#}");
+            // Our errors already name their cause; anyhow's chain would repeat it.
+            match e.downcast_ref::<PlatformError>() {
+                Some(pe) => eprintln!("picket-platform: {pe}"),
+                None => eprintln!("picket-platform: {e:#}"),
+            }
             let code = e
                 .downcast_ref::<PlatformError>()
                 .map(PlatformError::exit_code)

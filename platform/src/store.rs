@@ -371,7 +371,11 @@ impl Store {
             .cache_capacity(cache_bytes)
             .open()
             .map_err(|source| match source {
-                sled::Error::Io(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // sled reports the held lock as an I/O error whose text names it.
+                sled::Error::Io(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.to_string().contains("could not acquire lock") =>
+                {
                     PlatformError::Unavailable(format!(
                         "store {} is in use by another process",
                         dir.display()

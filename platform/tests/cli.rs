@@ -158,6 +158,21 @@ async fn sigkill_mid_upload_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let state = dir.path().join("state");
     let mut p = serve(&state).await;
+    // The store is the running platform's: a second process is told so (exit 3), and the
+    // helper can ask the running platform instead.
+    let (code, _, err) = run(&["code", "--state-dir", state.to_str().unwrap_or_default()]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("in use by another process"), "{err}");
+    let url = format!("https://127.0.0.1:{}", p.addr.port());
+    let (code, out, err) = run(&[
+        "code",
+        "--state-dir",
+        state.to_str().unwrap_or_default(),
+        "--url",
+        &url,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim().len(), 19, "{out}");
     let ca_pem = std::fs::read_to_string(state.join("ca/ca.pem")).unwrap_or_else(|e| panic!("{e}"));
     let token = std::fs::read_to_string(state.join("admin-token")).unwrap_or_default();
     let auth = format!("Bearer {}", token.trim());
