@@ -385,8 +385,13 @@ impl Server {
                 }
             });
         }
-        self.platform.store.flush().await?;
-        Ok(())
+        // Bounded: a stop request must end the process even if the disk no longer answers.
+        match tokio::time::timeout(Duration::from_secs(10), self.platform.store.flush()).await {
+            Ok(r) => r,
+            Err(_) => Err(PlatformError::Unavailable(
+                "the store did not flush within 10 s at shutdown".into(),
+            )),
+        }
     }
 }
 
