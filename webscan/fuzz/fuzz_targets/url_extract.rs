@@ -7,7 +7,8 @@ use picket_webscan::{js, scope};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let base = url::Url::parse("http://127.0.0.1:8080/app/page.html").unwrap_or_else(|_| unreachable!());
+    let base =
+        url::Url::parse("http://127.0.0.1:8080/app/page.html").unwrap_or_else(|_| unreachable!());
     for u in js::urls_in_script(&text) {
         if let Some(r) = scope::resolve(&base, &u) {
             assert!(r.fragment().is_none());
