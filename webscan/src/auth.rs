@@ -199,6 +199,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_redirect_to_the_login_page_or_a_401_means_logged_out() {
+        let start = Url::parse("http://h:1/").unwrap_or_else(|e| panic!("{e}"));
+        let cfg = LoginConfig {
+            url: "/login".into(),
+            username: "u".into(),
+            password: "p".into(),
+        };
+        let a = Auth::new(&cfg, &start).unwrap_or_else(|e| panic!("{e}"));
+        let resp = |status: u16, loc: Option<&str>| Response {
+            status,
+            headers: loc
+                .map(|l| vec![("location".to_owned(), l.to_owned())])
+                .unwrap_or_default(),
+            body: Vec::new(),
+            truncated: false,
+            elapsed: std::time::Duration::ZERO,
+        };
+        let page = Url::parse("http://h:1/notes").unwrap_or_else(|e| panic!("{e}"));
+        assert!(a.is_logged_out(&page, &resp(302, Some("/login?next=%2Fnotes"))));
+        assert!(a.is_logged_out(&page, &resp(401, None)));
+        assert!(!a.is_logged_out(&page, &resp(302, Some("/account"))));
+        assert!(!a.is_logged_out(&page, &resp(302, Some("http://other:1/login"))));
+        assert!(!a.is_logged_out(&page, &resp(200, None)));
+        // The login page itself redirecting back to the form is the login's business.
+        let login = Url::parse("http://h:1/login").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!a.is_logged_out(&login, &resp(302, Some("/login"))));
+    }
+
+    #[test]
     fn login_form_fields_are_found() {
         let p = html::extract(
             r#"<form method=post action=/login><input type=hidden name=csrf_token value=T>
