@@ -115,13 +115,18 @@ async fn serve(state: &Path) -> Running {
     panic!("the platform did not start");
 }
 
+/// Chunks per scan in the kill test: enough that the upload outlasts the wait for the first
+/// acknowledgements however fast the machine is.
+const CHUNKS_PER_SCAN: u32 = 100;
+const ALL_CHUNKS: usize = 4 * CHUNKS_PER_SCAN as usize;
+
 fn chunk(scan: &str, seq: u32) -> ResultChunk {
     ResultChunk {
         scan_id: scan.into(),
         job_id: None,
         kind: ScanKind::Net,
         seq,
-        total: 40,
+        total: CHUNKS_PER_SCAN,
         started_at: "2026-11-21T10:00:00Z".into(),
         finished_at: "2026-11-21T10:10:00Z".into(),
         targets: vec!["198.18.0.0/16".into()],
@@ -213,7 +218,7 @@ async fn sigkill_mid_upload_loses_and_duplicates_nothing() {
     let cfg = client_config(&ca_pem, Some((&enrolled.certificate_pem, &key.key_pem)))
         .unwrap_or_else(|e| panic!("{e}"));
 
-    // Four uploaders, 40 chunks each (4 scans); the platform is killed while they run.
+    // Four uploaders, CHUNKS_PER_SCAN chunks each (4 scans); the platform is killed while they run.
     let acked = Arc::new(std::sync::Mutex::new(Vec::<(String, u32)>::new()));
     let mut tasks = Vec::new();
     for w in 0..4 {
@@ -223,7 +228,7 @@ async fn sigkill_mid_upload_loses_and_duplicates_nothing() {
                 return;
             };
             let scan = format!("20261121T100000Z-kill{w}");
-            for seq in 0..40 {
+            for seq in 0..CHUNKS_PER_SCAN {
                 match upload(&mut conn, &chunk(&scan, seq)).await {
                     Some(true) => {
                         if let Ok(mut a) = acked.lock() {
@@ -236,7 +241,12 @@ async fn sigkill_mid_upload_loses_and_duplicates_nothing() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Kill as soon as a few chunks are acknowledged (a fixed sleep missed the upload on a fast
+    // machine: all chunks were in before it ended).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while acked.lock().map(|a| a.len()).unwrap_or(0) < 8 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     let pid = p.child.id();
     let _ = Command::new("kill")
         .args(["-KILL", &pid.to_string()])
@@ -247,7 +257,7 @@ async fn sigkill_mid_upload_loses_and_duplicates_nothing() {
     }
     let acked_before: Vec<(String, u32)> = acked.lock().map(|a| a.clone()).unwrap_or_default();
     assert!(
-        !acked_before.is_empty() && acked_before.len() < 160,
+        !acked_before.is_empty() && acked_before.len() < ALL_CHUNKS,
         "the kill must land mid-upload ({} acknowledged)",
         acked_before.len()
     );
@@ -261,7 +271,7 @@ async fn sigkill_mid_upload_loses_and_duplicates_nothing() {
     let mut stored_now = 0;
     for w in 0..4 {
         let scan = format!("20261121T100000Z-kill{w}");
-        for seq in 0..40 {
+        for seq in 0..CHUNKS_PER_SCAN {
             let stored = upload(&mut conn, &chunk(&scan, seq))
                 .await
                 .unwrap_or_else(|| panic!("re-send of {scan}:{seq} failed"));
@@ -277,7 +287,7 @@ async fn sigkill_mid_upload_loses_and_duplicates_nothing() {
             }
         }
     }
-    assert!(stored_now <= 160 - acked_before.len());
+    assert!(stored_now <= ALL_CHUNKS - acked_before.len());
     // Exactly one copy of every chunk.
     let mut admin = Conn::connect(
         p.addr,
@@ -291,14 +301,14 @@ async fn sigkill_mid_upload_loses_and_duplicates_nothing() {
         .await
         .and_then(|a| a.json())
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(found.len(), 160 * 200);
+    assert_eq!(found.len(), ALL_CHUNKS * 200);
     let mut ids: Vec<(&str, &str)> = found
         .iter()
         .map(|f| (f.scan_id.as_str(), f.finding.id.as_str()))
         .collect();
     ids.sort_unstable();
     ids.dedup();
-    assert_eq!(ids.len(), 160 * 200, "duplicated findings");
+    assert_eq!(ids.len(), ALL_CHUNKS * 200, "duplicated findings");
     println!(
         "acknowledged before SIGKILL: {}, stored by the re-send: {stored_now}",
         acked_before.len()
