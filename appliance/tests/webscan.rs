@@ -754,7 +754,7 @@ fn a_session_cookie_from_the_environment_and_an_openapi_file_are_used() {
             doc_path.to_str().unwrap_or_default(),
             "--passive-only",
             "--max-pages",
-            "60",
+            "200",
         ],
         &[("WEBSCAN_TEST_SID", &sid)],
     );
