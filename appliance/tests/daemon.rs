@@ -249,6 +249,73 @@ impl Platform {
             .unwrap_or_else(|e| panic!("{path}: {e}: {}", text(&out.stdout)))
     }
 
+    /// A page of the platform's console, as an operator sees it: logged in with the admin token
+    /// (session cookie kept in a jar beside the platform's state), then `path` fetched.
+    fn console_page(&self, path: &str) -> String {
+        let ca = self.ca.to_string_lossy().into_owned();
+        let jar = self
+            .dir
+            .join("console-cookies")
+            .to_string_lossy()
+            .into_owned();
+        let token = format!("token={}", self.token);
+        let login = format!("{}/console/login", self.url());
+        let out = output(
+            command(
+                self.ns.as_deref(),
+                Path::new("curl"),
+                &[
+                    "-sS",
+                    "--max-time",
+                    "30",
+                    "--cacert",
+                    &ca,
+                    "-c",
+                    &jar,
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "--data-urlencode",
+                    &token,
+                    &login,
+                ],
+            ),
+            "curl console login",
+        );
+        assert_eq!(
+            text(&out.stdout).trim(),
+            "303",
+            "console login: {}",
+            text(&out.stderr)
+        );
+        let url = format!("{}{path}", self.url());
+        let out = output(
+            command(
+                self.ns.as_deref(),
+                Path::new("curl"),
+                &[
+                    "-sS",
+                    "--fail",
+                    "--max-time",
+                    "30",
+                    "--cacert",
+                    &ca,
+                    "-b",
+                    &jar,
+                    &url,
+                ],
+            ),
+            "curl console page",
+        );
+        assert!(
+            out.status.success(),
+            "console {path}: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
     fn appliances(&self) -> Vec<Value> {
         self.call("GET", "/api/v1/appliances", None)
             .as_array()
@@ -720,6 +787,21 @@ fn a_job_scans_the_test_network_and_its_results_reach_the_platform_exactly() {
         "platform == local report"
     );
     assert_eq!(view["findings"].as_u64(), Some(local.len() as u64));
+    // And an operator sees them on the console page: one row per finding, each asset listed.
+    let page = p.console_page(&format!("/console/findings?scan={scan}"));
+    assert!(
+        page.contains(&format!("<p>{} findings shown", local.len())),
+        "{page}"
+    );
+    for f in &remote {
+        let a = &f["finding"]["asset"];
+        let asset = format!(
+            "{}:{}/tcp",
+            a["address"].as_str().unwrap_or_default(),
+            a["port"].as_u64().unwrap_or_default()
+        );
+        assert!(page.contains(&asset), "{asset} not on the console page");
+    }
 }
 
 /// tinyproxy on loopback with Basic auth; `port`: where it listens.
