@@ -935,10 +935,7 @@ fn status_report(state_dir: &Path) -> Result<crate::status::StatusReport, String
         Access::Store(store) => {
             crate::status::offline_report(&store, state_dir).map_err(|e| e.to_string())
         }
-        Access::Daemon => match ask_daemon(state_dir, &Request::Status)? {
-            Response::Status(s) => Ok(*s),
-            other => Err(crate::control::unexpected(state_dir, &other).to_string()),
-        },
+        Access::Daemon => crate::status::daemon_report(state_dir).map_err(|e| e.to_string()),
     }
 }
 
@@ -949,14 +946,7 @@ fn check_report(opts: &ConsoleOptions) -> Result<crate::status::CheckReport, Str
     let input = match access(state_dir)? {
         Access::Store(store) => {
             let cfg = opts.daemon_config()?;
-            let kek = crate::settings::kek_for(&store, state_dir).map_err(|e| e.to_string())?;
-            let enrolled = crate::enroll::load(&store, &kek)
-                .map_err(|e| e.to_string())?
-                .map(std::sync::Arc::new);
-            let settings =
-                crate::settings::load_from(&store, state_dir).map_err(|e| e.to_string())?;
-            drop(store);
-            match crate::status::CheckInput::from_link(enrolled, &cfg, settings) {
+            match crate::status::check_input(*store, state_dir, &cfg) {
                 Ok(i) => i,
                 Err(crate::app::AppError::NotEnrolled) => {
                     return Err("no platform yet: enroll first (menu 3)".into())
@@ -964,12 +954,7 @@ fn check_report(opts: &ConsoleOptions) -> Result<crate::status::CheckReport, Str
                 Err(e) => return Err(e.to_string()),
             }
         }
-        Access::Daemon => {
-            return match ask_daemon(state_dir, &Request::Check)? {
-                Response::Check(c) => Ok(c),
-                other => Err(crate::control::unexpected(state_dir, &other).to_string()),
-            }
-        }
+        Access::Daemon => return crate::status::daemon_check(state_dir).map_err(|e| e.to_string()),
     };
     runtime()?.block_on(async {
         tokio::time::timeout(CHECK_TIMEOUT, crate::status::run_check(input))

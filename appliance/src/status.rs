@@ -465,6 +465,38 @@ pub fn offline_report(
     })
 }
 
+/// The status as the daemon that holds the store reports it.
+pub fn daemon_report(state_dir: &std::path::Path) -> Result<StatusReport, AppError> {
+    use crate::control::{Request, Response};
+    match crate::control::request(state_dir, &Request::Status)? {
+        Response::Status(s) => Ok(*s),
+        other => Err(crate::control::unexpected(state_dir, &other)),
+    }
+}
+
+/// The check as the daemon that holds the store runs it.
+pub fn daemon_check(state_dir: &std::path::Path) -> Result<CheckReport, AppError> {
+    use crate::control::{Request, Response};
+    match crate::control::request(state_dir, &Request::Check)? {
+        Response::Check(c) => Ok(c),
+        other => Err(crate::control::unexpected(state_dir, &other)),
+    }
+}
+
+/// What to check, from the store's identity and settings. Takes the store so that it is closed
+/// before the check runs: the check takes up to a minute and nothing else may wait on the lock.
+pub fn check_input(
+    store: crate::store::Store,
+    state_dir: &std::path::Path,
+    cfg: &Config,
+) -> Result<CheckInput, AppError> {
+    let kek = crate::settings::kek_for(&store, state_dir)?;
+    let enrolled = crate::enroll::load(&store, &kek)?.map(Arc::new);
+    let settings = crate::settings::load_from(&store, state_dir)?;
+    drop(store);
+    CheckInput::from_link(enrolled, cfg, settings)
+}
+
 /// Human-readable status.
 pub fn render_status(s: &StatusReport) -> String {
     use std::fmt::Write as _;
@@ -605,7 +637,6 @@ pub fn status_command(
     cli: &crate::cli::Cli,
     args: &crate::cli::StatusArgs,
 ) -> Result<u8, AppError> {
-    use crate::control::{Request, Response};
     use crate::store::{Store, StoreError};
     let state_dir = crate::app::state_dir(cli)?;
     let json = cli.format == crate::cli::Format::Json;
@@ -613,19 +644,10 @@ pub fn status_command(
         let report = match Store::open_waiting(&state_dir, crate::app::LOCK_WAIT) {
             Ok(store) => {
                 let cfg = load_config(args.config.as_deref())?;
-                let kek = crate::settings::kek_for(&store, &state_dir)?;
-                let enrolled = crate::enroll::load(&store, &kek)?.map(Arc::new);
-                let settings = crate::settings::load_from(&store, &state_dir)?;
-                drop(store);
-                let input = CheckInput::from_link(enrolled, &cfg, settings)?;
+                let input = check_input(store, &state_dir, &cfg)?;
                 runtime()?.block_on(run_check(input))
             }
-            Err(StoreError::Locked { .. }) => {
-                match crate::control::request(&state_dir, &Request::Check)? {
-                    Response::Check(c) => c,
-                    other => return Err(crate::control::unexpected(&state_dir, &other)),
-                }
-            }
+            Err(StoreError::Locked { .. }) => daemon_check(&state_dir)?,
             Err(e) => return Err(e.into()),
         };
         let bytes = if json {
@@ -654,12 +676,7 @@ pub fn status_command(
     }
     let report = match Store::open_waiting(&state_dir, crate::app::LOCK_WAIT) {
         Ok(store) => offline_report(&store, &state_dir)?,
-        Err(StoreError::Locked { .. }) => {
-            match crate::control::request(&state_dir, &Request::Status)? {
-                Response::Status(s) => *s,
-                other => return Err(crate::control::unexpected(&state_dir, &other)),
-            }
-        }
+        Err(StoreError::Locked { .. }) => daemon_report(&state_dir)?,
         Err(e) => return Err(e.into()),
     };
     let bytes = if json {
