@@ -317,43 +317,40 @@ async fn wait_for_signal() {
 fn load_records(
     store: &Store,
 ) -> Result<(BTreeMap<String, JobRecord>, BTreeMap<String, CommandRecord>), AppError> {
-    let mut jobs = BTreeMap::new();
-    let mut commands = BTreeMap::new();
     // Two record types share the tree under the prefixes `job/` and `cmd/`: each pass decodes
     // its own prefix and skips the other's keys.
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let page = store.state_scan::<JobRecord>(StateTree::Jobs, after.as_deref(), 512)?;
-        let Some((last, _)) = page.last() else { break };
-        after = Some(last.clone());
-        for (k, v) in page {
-            if k.starts_with(b"job/") {
-                match v {
-                    Ok(r) => {
-                        jobs.insert(r.job.id.clone(), r);
-                    }
-                    Err(e) => tracing::error!("job record unreadable: {e}"),
-                }
-            }
-        }
-    }
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let page = store.state_scan::<CommandRecord>(StateTree::Jobs, after.as_deref(), 512)?;
-        let Some((last, _)) = page.last() else { break };
-        after = Some(last.clone());
-        for (k, v) in page {
-            if k.starts_with(b"cmd/") {
-                match v {
-                    Ok(r) => {
-                        commands.insert(r.command.id.clone(), r);
-                    }
-                    Err(e) => tracing::error!("command record unreadable: {e}"),
-                }
-            }
-        }
-    }
+    let jobs = load_prefixed(store, b"job/", "job", |r: &JobRecord| r.job.id.clone())?;
+    let commands = load_prefixed(store, b"cmd/", "command", |r: &CommandRecord| {
+        r.command.id.clone()
+    })?;
     Ok((jobs, commands))
+}
+
+/// The records of the jobs tree under `prefix`, by id; unreadable ones are logged and skipped.
+fn load_prefixed<T: serde::de::DeserializeOwned>(
+    store: &Store,
+    prefix: &[u8],
+    what: &str,
+    id: impl Fn(&T) -> String,
+) -> Result<BTreeMap<String, T>, AppError> {
+    let mut records = BTreeMap::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = store.state_scan::<T>(StateTree::Jobs, after.as_deref(), 512)?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        for (k, v) in page {
+            if k.starts_with(prefix) {
+                match v {
+                    Ok(r) => {
+                        records.insert(id(&r), r);
+                    }
+                    Err(e) => tracing::error!("{what} record unreadable: {e}"),
+                }
+            }
+        }
+    }
+    Ok(records)
 }
 
 impl Shared {
