@@ -125,6 +125,20 @@ fn csrf_ok(s: &Session, given: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Why a form post is not accepted, as the answer to give instead: to the login page without a
+/// session, 403 when its token does not match the session's.
+fn form_rejected(p: &Shared, headers: &HeaderMap, csrf: &str) -> Option<Response> {
+    let Some((_, s)) = session(p, headers) else {
+        return Some(redirect("/console/login"));
+    };
+    if !csrf_ok(&s, csrf) {
+        return Some(error_page(&PlatformError::Forbidden(
+            "stale or missing form token".into(),
+        )));
+    }
+    None
+}
+
 fn csrf_field(s: &Session) -> String {
     format!(
         "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
@@ -458,13 +472,8 @@ pub async fn create_job(
     headers: HeaderMap,
     Form(f): Form<JobForm>,
 ) -> Response {
-    let Some((_, s)) = session(&p, &headers) else {
-        return redirect("/console/login");
-    };
-    if !csrf_ok(&s, &f.csrf) {
-        return error_page(&PlatformError::Forbidden(
-            "stale or missing form token".into(),
-        ));
+    if let Some(r) = form_rejected(&p, &headers, &f.csrf) {
+        return r;
     }
     let req = (|| {
         let kind = match f.kind.as_str() {
@@ -572,13 +581,8 @@ pub async fn create_code(
     headers: HeaderMap,
     Form(f): Form<CodeForm>,
 ) -> Response {
-    let Some((_, s)) = session(&p, &headers) else {
-        return redirect("/console/login");
-    };
-    if !csrf_ok(&s, &f.csrf) {
-        return error_page(&PlatformError::Forbidden(
-            "stale or missing form token".into(),
-        ));
+    if let Some(r) = form_rejected(&p, &headers, &f.csrf) {
+        return r;
     }
     let req = CreateCode {
         ttl_secs: None,
