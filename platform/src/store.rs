@@ -508,6 +508,42 @@ impl Store {
         )))
     }
 
+    /// Read-modify-write of a record that must exist: `NotFound` (as `what`) when it does not.
+    fn update_existing<T, F>(
+        tree: &sled::Tree,
+        name: &'static str,
+        what: &'static str,
+        id: &str,
+        mut f: F,
+    ) -> Result<T, PlatformError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(&mut T) -> Result<(), PlatformError>,
+    {
+        Self::update(tree, name, id.as_bytes(), |old: Option<T>| {
+            let mut rec = old.ok_or_else(|| PlatformError::NotFound {
+                what,
+                id: id.to_string(),
+            })?;
+            f(&mut rec)?;
+            Ok(rec)
+        })
+    }
+
+    /// Every record of a tree, in key order.
+    fn all<T: DeserializeOwned>(
+        tree: &sled::Tree,
+        name: &'static str,
+        context: &'static str,
+    ) -> Result<Vec<T>, PlatformError> {
+        let mut out = Vec::new();
+        for kv in tree.iter() {
+            let (k, v) = kv.map_err(PlatformError::store(context))?;
+            out.push(decode(name, &k, &v)?);
+        }
+        Ok(out)
+    }
+
     // ---- enrollment codes ----
 
     pub fn code_hash(code: &str) -> Vec<u8> {
@@ -582,32 +618,15 @@ impl Store {
         Self::get(&self.appliances, "appliances", id.as_bytes())
     }
 
-    pub fn update_appliance<F>(&self, id: &str, mut f: F) -> Result<ApplianceRec, PlatformError>
+    pub fn update_appliance<F>(&self, id: &str, f: F) -> Result<ApplianceRec, PlatformError>
     where
         F: FnMut(&mut ApplianceRec) -> Result<(), PlatformError>,
     {
-        Self::update(
-            &self.appliances,
-            "appliances",
-            id.as_bytes(),
-            |old: Option<ApplianceRec>| {
-                let mut rec = old.ok_or_else(|| PlatformError::NotFound {
-                    what: "appliance",
-                    id: id.to_string(),
-                })?;
-                f(&mut rec)?;
-                Ok(rec)
-            },
-        )
+        Self::update_existing(&self.appliances, "appliances", "appliance", id, f)
     }
 
     pub fn appliances(&self) -> Result<Vec<ApplianceRec>, PlatformError> {
-        let mut out = Vec::new();
-        for kv in self.appliances.iter() {
-            let (k, v) = kv.map_err(PlatformError::store("listing appliances"))?;
-            out.push(decode("appliances", &k, &v)?);
-        }
-        Ok(out)
+        Self::all(&self.appliances, "appliances", "listing appliances")
     }
 
     /// Is this (verified) certificate still the appliance's? The current serial always; a
@@ -697,7 +716,7 @@ impl Store {
         Self::get(&self.jobs, "jobs", id.as_bytes())
     }
 
-    pub fn update_job<F>(&self, id: &str, mut f: F) -> Result<JobRec, PlatformError>
+    pub fn update_job<F>(&self, id: &str, f: F) -> Result<JobRec, PlatformError>
     where
         F: FnMut(&mut JobRec) -> Result<(), PlatformError>,
     {
@@ -713,25 +732,13 @@ impl Store {
         self.live_jobs
             .insert(pair_key(&appliance, id), &[] as &[u8])
             .map_err(PlatformError::store("updating live jobs"))?;
-        let rec = Self::update(&self.jobs, "jobs", id.as_bytes(), |old: Option<JobRec>| {
-            let mut rec = old.ok_or_else(|| PlatformError::NotFound {
-                what: "job",
-                id: id.to_string(),
-            })?;
-            f(&mut rec)?;
-            Ok(rec)
-        })?;
+        let rec = Self::update_existing(&self.jobs, "jobs", "job", id, f)?;
         self.settle_live(&appliance, id)?;
         Ok(rec)
     }
 
     pub fn jobs(&self) -> Result<Vec<JobRec>, PlatformError> {
-        let mut out = Vec::new();
-        for kv in self.jobs.iter() {
-            let (k, v) = kv.map_err(PlatformError::store("listing jobs"))?;
-            out.push(decode("jobs", &k, &v)?);
-        }
-        Ok(out)
+        Self::all(&self.jobs, "jobs", "listing jobs")
     }
 
     pub fn jobs_of(&self, appliance_id: &str) -> Result<Vec<JobRec>, PlatformError> {
