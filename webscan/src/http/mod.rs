@@ -655,34 +655,29 @@ impl Client {
         let mut complete = false;
         match framing {
             Framing::None => complete = raw.is_empty(),
-            Framing::Length(len) => loop {
-                let want = usize::try_from(len).unwrap_or(usize::MAX);
-                if raw.len() >= want {
-                    complete = raw.len() == want;
-                    raw.truncate(want);
-                    break;
+            Framing::Length(_) | Framing::UntilClose => {
+                // A body read to the close is one of unbounded length: only the cap ends it.
+                let want = match framing {
+                    Framing::Length(len) => usize::try_from(len).unwrap_or(usize::MAX),
+                    _ => usize::MAX,
+                };
+                loop {
+                    if raw.len() >= want {
+                        complete = raw.len() == want;
+                        raw.truncate(want);
+                        break;
+                    }
+                    if raw.len() >= cap {
+                        truncated = true;
+                        break;
+                    }
+                    let n = read_some(&mut conn, &mut chunk, url).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    raw.extend_from_slice(&chunk[..n]);
                 }
-                if raw.len() >= cap {
-                    truncated = true;
-                    break;
-                }
-                let n = read_some(&mut conn, &mut chunk, url).await?;
-                if n == 0 {
-                    break;
-                }
-                raw.extend_from_slice(&chunk[..n]);
-            },
-            Framing::UntilClose => loop {
-                if raw.len() >= cap {
-                    truncated = true;
-                    break;
-                }
-                let n = read_some(&mut conn, &mut chunk, url).await?;
-                if n == 0 {
-                    break;
-                }
-                raw.extend_from_slice(&chunk[..n]);
-            },
+            }
             Framing::Chunked => {
                 let mut st = Chunked::default();
                 loop {
