@@ -476,18 +476,12 @@ async fn process(
             .map(|x| (x.name.clone(), x.value.clone()))
             .collect();
         if f.method == "GET" {
-            let q: Vec<String> = fields
-                .iter()
-                .map(|(k, v)| {
-                    format!(
-                        "{}={}",
-                        crate::inject::form_encode(k),
-                        crate::inject::form_encode(v)
-                    )
-                })
-                .collect();
-            let joined = q.join("&");
-            action.set_query(if q.is_empty() { None } else { Some(&joined) });
+            let joined = crate::inject::encode_pairs(&fields);
+            action.set_query(if fields.is_empty() {
+                None
+            } else {
+                Some(&joined)
+            });
             st.add_endpoint(Endpoint {
                 method: "GET".into(),
                 url: action.clone(),

@@ -210,7 +210,8 @@ pub fn form_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-fn encode_pairs(pairs: &[(String, String)]) -> String {
+/// `k=v&k=v`, form-encoded: a query string or an urlencoded body.
+pub(crate) fn encode_pairs(pairs: &[(String, String)]) -> String {
     pairs
         .iter()
         .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))

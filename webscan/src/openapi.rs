@@ -239,17 +239,7 @@ pub fn endpoints(doc: &Value, doc_url: &Url) -> Vec<Endpoint> {
                 continue;
             };
             if !query.is_empty() {
-                let q: Vec<String> = query
-                    .iter()
-                    .map(|(k, v)| {
-                        format!(
-                            "{}={}",
-                            crate::inject::form_encode(k),
-                            crate::inject::form_encode(v)
-                        )
-                    })
-                    .collect();
-                url.set_query(Some(&q.join("&")));
+                url.set_query(Some(&crate::inject::encode_pairs(&query)));
             }
             // The segments that came from path parameters.
             let template: Vec<&str> = path.trim_start_matches('/').split('/').collect();
