@@ -375,8 +375,20 @@ fn scan_net(cli: &Cli, args: &NetArgs) -> Result<u8, AppError> {
     let bytes = render_net(cli, &report)?;
     let status = fail_on_status(cli, &report.findings);
 
-    let saved = Store::open_waiting(&state_dir, SAVE_LOCK_WAIT).and_then(|mut store| {
-        let stored = StoredScan::Net(report);
+    save_then_emit(cli, &state_dir, &id, StoredScan::Net(report), &bytes)?;
+    Ok(status)
+}
+
+/// Saves a scan's report in the store, then writes its rendering `bytes`. When the save fails
+/// the report is still worth having: it is written all the same, then the save's error returned.
+pub(crate) fn save_then_emit(
+    cli: &Cli,
+    state_dir: &Path,
+    id: &str,
+    stored: StoredScan,
+    bytes: &[u8],
+) -> Result<(), AppError> {
+    let saved = Store::open_waiting(state_dir, SAVE_LOCK_WAIT).and_then(|mut store| {
         store.save(&stored)?;
         Ok(store)
     });
@@ -388,13 +400,11 @@ fn scan_net(cli: &Cli, args: &NetArgs) -> Result<u8, AppError> {
             }
         }
         Err(e) => {
-            // The report is still worth having: write it, then fail.
-            emit(cli, &bytes)?;
+            emit(cli, bytes)?;
             return Err(e.into());
         }
     }
-    emit(cli, &bytes)?;
-    Ok(status)
+    emit(cli, bytes)
 }
 
 /// Runs a net scan and builds its report, printing and saving nothing (the daemon's entry point;

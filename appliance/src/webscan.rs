@@ -5,7 +5,7 @@
 //! options become its configuration, and the report is rendered, saved to the history and
 //! judged against `--fail-on`, like the other scans.
 
-use crate::app::{emit, exit, note, state_dir, AppError, LOCK_WAIT, SAVE_LOCK_WAIT};
+use crate::app::{exit, note, state_dir, AppError, LOCK_WAIT};
 use crate::cli::{Cli, Format, WebArgs};
 use crate::progress::BarProgress;
 use crate::report::{self, json, sarif, table};
@@ -143,22 +143,6 @@ pub fn scan_web(cli: &Cli, args: &WebArgs) -> Result<u8, AppError> {
     };
     let bytes = render_web(cli, &report)?;
     let code = status(cli, &report);
-    let saved = Store::open_waiting(&state_dir, SAVE_LOCK_WAIT).and_then(|mut store| {
-        store.save(&StoredScan::Web(report))?;
-        Ok(store)
-    });
-    match saved {
-        Ok(mut store) => {
-            note(cli, &format!("saved scan {id}"));
-            if let Err(e) = store.compact_if_bloated() {
-                tracing::warn!("store compaction failed: {e}");
-            }
-        }
-        Err(e) => {
-            emit(cli, &bytes)?;
-            return Err(e.into());
-        }
-    }
-    emit(cli, &bytes)?;
+    crate::app::save_then_emit(cli, &state_dir, &id, StoredScan::Web(report), &bytes)?;
     Ok(code)
 }
