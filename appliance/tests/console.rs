@@ -2,6 +2,8 @@
 //! the real binary, its standard input a pipe (or, through util-linux `script`, a terminal),
 //! its answers read back from standard output, its effects checked on disk.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -811,22 +813,6 @@ fn systemd_networkd_applies_what_the_console_writes() {
     );
 }
 
-/// Stops a child with SIGTERM (as systemd does), bounded; SIGKILL if it does not go.
-fn terminate(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 /// On the appliance the daemon runs all the time and holds the store: the console then reads
 /// and saves settings, enrolls and checks through the daemon's control socket. Same screens, same
 /// answers, and the daemon starts using what the console set (its status shows the enrollment).
@@ -920,6 +906,6 @@ async fn console_works_through_the_running_daemon() {
         daemon_log()
     );
     assert!(!r.out.contains("cannot be read"), "{}", r.out);
-    terminate(&mut daemon);
+    common::terminate(&mut daemon);
     platform.stop().await;
 }

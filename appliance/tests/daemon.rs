@@ -67,21 +67,6 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn term(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 /// A `picket-platform serve` process.
 struct Platform {
     child: Option<Child>,
@@ -436,6 +421,15 @@ impl Appliance {
         self.picket(&args)
     }
 
+    /// Enrolls with `p` (trusting its CA file), starts the daemon; the appliance's id.
+    #[track_caller]
+    fn enroll_and_start(&mut self, p: &Platform) -> String {
+        let out = self.enroll(p, &["--ca-file", &p.ca.to_string_lossy()]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        self.start();
+        appliance_id(p)
+    }
+
     fn start(&mut self) {
         let log = std::fs::File::options()
             .create(true)
@@ -476,7 +470,7 @@ impl Appliance {
 
     fn stop(&mut self) {
         if let Some(mut c) = self.daemon.take() {
-            term(&mut c);
+            common::terminate(&mut c);
         }
     }
 
@@ -749,10 +743,7 @@ fn a_job_scans_the_test_network_and_its_results_reach_the_platform_exactly() {
         tuning()
     );
     let mut a = Appliance::new(&dir.path().join("a"), Some(&ns), &config);
-    let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    a.start();
-    let app = appliance_id(&p);
+    let app = a.enroll_and_start(&p);
 
     let subnet = net.truth.subnet.clone();
     let job = p.create_job(&app, &[&subnet], JobOptions::default());
@@ -982,10 +973,7 @@ fn results_survive_daemon_and_platform_kills_exactly_once() {
     let farm = TlsFarm::start(dir.path(), Some(&ns.0), 21000, 1300);
     let config = format!("[scan]\nscope = [\"127.0.0.0/8\"]\n{}", tuning());
     let mut a = Appliance::new(&dir.path().join("a"), Some(&ns.0), &config);
-    let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    a.start();
-    let app = appliance_id(&p);
+    let app = a.enroll_and_start(&p);
     let mut runs = Vec::new();
 
     // 1. The daemon SIGKILLed mid-scan: the run is re-run after the restart.
@@ -1118,10 +1106,7 @@ fn a_full_disk_fails_the_job_with_a_reason_and_loses_nothing_stored() {
     let _umount = Umount(mnt.clone());
     let config = format!("[scan]\nscope = [\"127.0.0.0/8\"]\n{}", tuning());
     let mut a = Appliance::new(&adir, Some(&ns.0), &config);
-    let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    a.start();
-    let app = appliance_id(&p);
+    let app = a.enroll_and_start(&p);
     let ok = p.create_job(&app, &["127.0.0.1"], farm_options(&farm));
     let (_, first_findings) = finished(&p, &ok, &a);
     assert!(!first_findings.is_empty());
@@ -1207,10 +1192,7 @@ fn remote_commands_are_answered() {
         tuning()
     );
     let mut a = Appliance::new(&dir.path().join("a"), Some(&ns.0), &config);
-    let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    a.start();
-    let app = appliance_id(&p);
+    let app = a.enroll_and_start(&p);
 
     // Cancel a running scan.
     let job = p.create_job(&app, &["127.0.0.1"], farm_options(&farm));
@@ -1348,10 +1330,7 @@ fn a_link_cut_for_a_minute_loses_and_duplicates_nothing() {
     let farm = TlsFarm::start(dir.path(), Some(&ans.0), 25000, 1000);
     let config = format!("[scan]\nscope = [\"127.0.0.0/8\"]\n{}", tuning());
     let mut a = Appliance::new(&dir.path().join("a"), Some(&ans.0), &config);
-    let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    a.start();
-    let app = appliance_id(&p);
+    let app = a.enroll_and_start(&p);
     let job = p.create_job(&app, &["127.0.0.1"], farm_options(&farm));
     wait_until("the scan to start", Duration::from_secs(60), || {
         p.job(&job)["state"] == "running"
@@ -1448,10 +1427,7 @@ fn a_host_job_with_sealed_credentials_inventories_the_lab_exactly() {
     let corpus_adv = corpus.join("advisories");
     let imp = a.picket(&["-q", "kb", "import", &corpus_adv.to_string_lossy()]);
     assert!(imp.status.success(), "{}", text(&imp.stderr));
-    let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    a.start();
-    let app = appliance_id(&p);
+    let app = a.enroll_and_start(&p);
 
     let job = serde_json::json!({
         "appliance_id": app,
@@ -1501,10 +1477,7 @@ fn the_outbox_quota_drops_oldest_first_and_the_platform_is_told_how_much() {
         tuning()
     );
     let mut a = Appliance::new(&dir.path().join("a"), Some(&ns.0), &config);
-    let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    a.start();
-    let app = appliance_id(&p);
+    let app = a.enroll_and_start(&p);
     let jobs: Vec<String> = (0..2)
         .map(|_| p.create_job(&app, &["127.0.0.1"], farm_options(&farm)))
         .collect();
@@ -1633,10 +1606,7 @@ fn a_web_job_logs_in_with_its_sealed_password_and_lands_whole() {
 
     let config = format!("[scan]\nscope = [\"127.0.0.0/8\"]\n{}", tuning());
     let mut a = Appliance::new(&dir.path().join("a"), Some(&ns.0), &config);
-    let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    a.start();
-    let app = appliance_id(&p);
+    let app = a.enroll_and_start(&p);
     let base = format!("http://127.0.0.1:{port}/");
     let job = serde_json::json!({
         "appliance_id": app,
@@ -1682,10 +1652,7 @@ fn a_scheduled_job_repeats_until_cancelled() {
     let farm = TlsFarm::start(dir.path(), Some(&ns.0), 27000, 3);
     let config = format!("[scan]\nscope = [\"127.0.0.0/8\"]\n{}", tuning());
     let mut a = Appliance::new(&dir.path().join("a"), Some(&ns.0), &config);
-    let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    a.start();
-    let app = appliance_id(&p);
+    let app = a.enroll_and_start(&p);
     let job = CreateJob {
         appliance_id: app.clone(),
         kind: ScanKind::Net,
@@ -1761,10 +1728,7 @@ fn a_run_stopped_with_the_daemon_runs_again_at_the_next_start() {
     let farm = TlsFarm::start(dir.path(), Some(&ns.0), 28000, 1300);
     let config = format!("[scan]\nscope = [\"127.0.0.0/8\"]\n{}", tuning());
     let mut a = Appliance::new(&dir.path().join("a"), Some(&ns.0), &config);
-    let out = a.enroll(&p, &["--ca-file", &p.ca.to_string_lossy()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    a.start();
-    let app = appliance_id(&p);
+    let app = a.enroll_and_start(&p);
     let job = p.create_job(&app, &["127.0.0.1"], farm_options(&farm));
     wait_until("the scan to start", Duration::from_secs(60), || {
         p.job(&job)["state"] == "running"
