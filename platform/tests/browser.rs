@@ -24,11 +24,7 @@ async fn seed(tp: &TestPlatform, e: &Enrolled) {
         uptime_secs: 3600,
         ..Heartbeat::default()
     };
-    let ans = c
-        .post_json("/api/v1/appliance/heartbeat", &[], &hb)
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
-    assert_eq!(ans.status, 200);
+    common::heartbeat(&mut c, &hb).await;
     let findings = (0..20)
         .map(|i| Finding {
             id: format!("f{i}"),
@@ -160,17 +156,25 @@ fn header<'a>(ans: &'a picket_platform::client::Answer, name: &str) -> &'a str {
         .unwrap_or("")
 }
 
+/// Posts an urlencoded form, with the session cookie when given.
+async fn post_form(
+    c: &mut Conn,
+    path: &str,
+    cookie: Option<&str>,
+    body: String,
+) -> picket_platform::client::Answer {
+    let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
+    if let Some(cookie) = cookie {
+        headers.push(("cookie", cookie));
+    }
+    c.request("POST", path, &headers, Some(body.into_bytes()))
+        .await
+        .unwrap_or_else(|err| panic!("{err}"))
+}
+
 async fn login(c: &mut Conn, token: &str) -> String {
     let body = format!("token={token}");
-    let ans = c
-        .request(
-            "POST",
-            "/console/login",
-            &[("content-type", "application/x-www-form-urlencoded")],
-            Some(body.into_bytes()),
-        )
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
+    let ans = post_form(c, "/console/login", None, body).await;
     assert_eq!(ans.status, 303);
     let cookie = header(&ans, "set-cookie").to_string();
     for flag in ["HttpOnly", "Secure", "SameSite=Strict"] {
@@ -195,11 +199,7 @@ async fn console_sessions_csrf_csp_and_escaping() {
         hostname: "<script>alert(1)</script>".into(),
         ..Heartbeat::default()
     };
-    let ans = ac
-        .post_json("/api/v1/appliance/heartbeat", &[], &hb)
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
-    assert_eq!(ans.status, 200);
+    common::heartbeat(&mut ac, &hb).await;
 
     let mut c = tp.plain().await;
     // No session: to the login form.
@@ -210,15 +210,7 @@ async fn console_sessions_csrf_csp_and_escaping() {
     assert_eq!(ans.status, 303);
     assert_eq!(header(&ans, "location"), "/console/login");
     // Wrong token: no cookie.
-    let ans = c
-        .request(
-            "POST",
-            "/console/login",
-            &[("content-type", "application/x-www-form-urlencoded")],
-            Some(b"token=nope".to_vec()),
-        )
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
+    let ans = post_form(&mut c, "/console/login", None, "token=nope".to_string()).await;
     assert_eq!(ans.status, 401);
     assert!(header(&ans, "set-cookie").is_empty());
 
@@ -247,35 +239,13 @@ async fn console_sessions_csrf_csp_and_escaping() {
         "csrf=wrong&appliance_id={}&kind=net&targets=198.18.0.2",
         e.id
     );
-    let ans = c
-        .request(
-            "POST",
-            "/console/jobs",
-            &[
-                ("content-type", "application/x-www-form-urlencoded"),
-                ("cookie", &cookie),
-            ],
-            Some(form.into_bytes()),
-        )
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
+    let ans = post_form(&mut c, "/console/jobs", Some(&cookie), form).await;
     assert_eq!(ans.status, 403);
     assert!(tp.platform.store.jobs().unwrap_or_default().is_empty());
 
     // With it: created.
     let form = format!("csrf={csrf}&appliance_id={}&kind=net&targets=198.18.0.2%0A198.18.0.3&every_secs=&timeout_secs=60", e.id);
-    let ans = c
-        .request(
-            "POST",
-            "/console/jobs",
-            &[
-                ("content-type", "application/x-www-form-urlencoded"),
-                ("cookie", &cookie),
-            ],
-            Some(form.into_bytes()),
-        )
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
+    let ans = post_form(&mut c, "/console/jobs", Some(&cookie), form).await;
     assert_eq!(ans.status, 303, "{}", String::from_utf8_lossy(&ans.body));
     let jobs = tp.platform.store.jobs().unwrap_or_default();
     assert_eq!(jobs.len(), 1);
@@ -286,18 +256,13 @@ async fn console_sessions_csrf_csp_and_escaping() {
     assert_eq!(jobs[0].job.timeout_secs, 60);
 
     // Enrollment code from the page works for enrollment.
-    let ans = c
-        .request(
-            "POST",
-            "/console/codes",
-            &[
-                ("content-type", "application/x-www-form-urlencoded"),
-                ("cookie", &cookie),
-            ],
-            Some(format!("csrf={csrf}&label=rack+4").into_bytes()),
-        )
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
+    let ans = post_form(
+        &mut c,
+        "/console/codes",
+        Some(&cookie),
+        format!("csrf={csrf}&label=rack+4"),
+    )
+    .await;
     assert_eq!(ans.status, 200);
     let html = String::from_utf8_lossy(&ans.body).to_string();
     let i = html
@@ -309,18 +274,13 @@ async fn console_sessions_csrf_csp_and_escaping() {
     assert_eq!(status, 200);
 
     // Logged out: the cookie no longer opens the console.
-    let ans = c
-        .request(
-            "POST",
-            "/console/logout",
-            &[
-                ("content-type", "application/x-www-form-urlencoded"),
-                ("cookie", &cookie),
-            ],
-            Some(format!("csrf={csrf}").into_bytes()),
-        )
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
+    let ans = post_form(
+        &mut c,
+        "/console/logout",
+        Some(&cookie),
+        format!("csrf={csrf}"),
+    )
+    .await;
     assert_eq!(ans.status, 303);
     let ans = c
         .get("/console/jobs", &[("cookie", &cookie)])

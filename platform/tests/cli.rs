@@ -149,6 +149,17 @@ fn chunk(scan: &str, seq: u32) -> ResultChunk {
     }
 }
 
+/// A connection as the operator (server-authenticated TLS, no client certificate).
+async fn admin_conn(addr: SocketAddr, ca_pem: &str) -> Conn {
+    Conn::connect(
+        addr,
+        "localhost",
+        client_config(ca_pem, None).unwrap_or_else(|e| panic!("{e}")),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
 async fn upload(conn: &mut Conn, c: &ResultChunk) -> Option<bool> {
     let key = c.key();
     let ans = conn
@@ -182,13 +193,7 @@ async fn sigkill_mid_upload_loses_and_duplicates_nothing() {
     let token = std::fs::read_to_string(state.join("admin-token")).unwrap_or_default();
     let auth = format!("Bearer {}", token.trim());
 
-    let mut admin = Conn::connect(
-        p.addr,
-        "localhost",
-        client_config(&ca_pem, None).unwrap_or_else(|e| panic!("{e}")),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let mut admin = admin_conn(p.addr, &ca_pem).await;
     let code: EnrollmentCode = admin
         .post_json(
             "/api/v1/enrollment-codes",
@@ -289,13 +294,7 @@ async fn sigkill_mid_upload_loses_and_duplicates_nothing() {
     }
     assert!(stored_now <= ALL_CHUNKS - acked_before.len());
     // Exactly one copy of every chunk.
-    let mut admin = Conn::connect(
-        p.addr,
-        "localhost",
-        client_config(&ca_pem, None).unwrap_or_else(|e| panic!("{e}")),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let mut admin = admin_conn(p.addr, &ca_pem).await;
     let found: Vec<StoredFinding> = admin
         .get("/api/v1/findings?limit=200000", &[("authorization", &auth)])
         .await

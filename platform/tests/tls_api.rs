@@ -105,6 +105,14 @@ async fn admin_get<T: serde::de::DeserializeOwned>(tp: &TestPlatform, path: &str
     ans.json().unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Reports a job's state as the appliance connected on `c`; the answer's status code.
+async fn job_status(c: &mut Conn, job: &str, update: &JobStatusUpdate) -> u16 {
+    c.post_json(&format!("/api/v1/appliance/jobs/{job}/status"), &[], update)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"))
+        .status
+}
+
 async fn poll(c: &mut Conn, wait: u64) -> PollResponse {
     let ans = c
         .get(&format!("/api/v1/appliance/poll?wait={wait}"), &[])
@@ -401,15 +409,7 @@ async fn ingest_is_idempotent_with_exact_counts() {
         reason: None,
         chunks: Some(3),
     };
-    let ans = c
-        .post_json(
-            &format!("/api/v1/appliance/jobs/{}/status", job.job.id),
-            &[],
-            &update,
-        )
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
-    assert_eq!(ans.status, 200);
+    assert_eq!(job_status(&mut c, &job.job.id, &update).await, 200);
 
     let view: JobView = admin_get(&tp, &format!("/api/v1/jobs/{}", job.job.id)).await;
     assert_eq!(view.state, JobState::Done);
@@ -458,15 +458,11 @@ async fn ingest_is_idempotent_with_exact_counts() {
             .0,
         404
     );
-    let ans = oc
-        .post_json(
-            &format!("/api/v1/appliance/jobs/{}/status", job.job.id),
-            &[],
-            &update,
-        )
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
-    assert_eq!(ans.status, 404, "an appliance cannot touch another's job");
+    assert_eq!(
+        job_status(&mut oc, &job.job.id, &update).await,
+        404,
+        "an appliance cannot touch another's job"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -513,15 +509,7 @@ async fn long_poll_wakes_when_a_job_or_command_is_created() {
         reason: Some("out of scope: 10.0.0.1".into()),
         chunks: None,
     };
-    let ans = c
-        .post_json(
-            &format!("/api/v1/appliance/jobs/{}/status", job.job.id),
-            &[],
-            &update,
-        )
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
-    assert_eq!(ans.status, 200);
+    assert_eq!(job_status(&mut c, &job.job.id, &update).await, 200);
     assert!(poll(&mut c, 0).await.jobs.is_empty());
     let view: JobView = admin_get(&tp, &format!("/api/v1/jobs/{}", job.job.id)).await;
     assert_eq!(view.state, JobState::Failed);
@@ -642,15 +630,7 @@ async fn credentials_are_sealed_and_schedules_repeat() {
         reason: None,
         chunks: Some(0),
     };
-    let ans = c
-        .post_json(
-            &format!("/api/v1/appliance/jobs/{}/status", job.job.id),
-            &[],
-            &done,
-        )
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
-    assert_eq!(ans.status, 200);
+    assert_eq!(job_status(&mut c, &job.job.id, &done).await, 200);
     let t = Instant::now();
     let r = poll(&mut c, 10).await;
     assert_eq!(r.jobs.len(), 1, "re-offered");
@@ -695,11 +675,7 @@ async fn bodies_are_capped_and_bad_json_is_a_typed_error() {
         warnings: vec!["clock skew 40 s".into()],
         ..Heartbeat::default()
     };
-    let ans = c
-        .post_json("/api/v1/appliance/heartbeat", &[], &hb)
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
-    assert_eq!(ans.status, 200);
+    common::heartbeat(&mut c, &hb).await;
     let v: ApplianceView = admin_get(&tp, &format!("/api/v1/appliances/{}", e.id)).await;
     assert_eq!(v.hostname, "lab-appliance-2");
     assert_eq!(v.last_heartbeat, Some(hb));

@@ -2,7 +2,7 @@
 //! (admin connection, codes, enrollment as a simulated appliance).
 #![allow(dead_code)]
 
-use picket_model::api::{CreateCode, EnrollRequest, EnrollResponse, EnrollmentCode};
+use picket_model::api::{CreateCode, EnrollRequest, EnrollResponse, EnrollmentCode, Heartbeat};
 use picket_model::sealed::SealingKey;
 use picket_platform::client::{client_config, device_key, Conn};
 use picket_platform::config::Config;
@@ -164,4 +164,13 @@ impl TestPlatform {
         drop(self.platform);
         self.dir
     }
+}
+
+/// Sends a heartbeat as the appliance connected on `c`; it must be accepted.
+pub async fn heartbeat(c: &mut Conn, hb: &Heartbeat) {
+    let ans = c
+        .post_json("/api/v1/appliance/heartbeat", &[], hb)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(ans.status, 200, "{}", String::from_utf8_lossy(&ans.body));
 }
