@@ -236,20 +236,28 @@ pub fn rfc3339(unix: i64) -> String {
 }
 
 fn encode<T: Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, PlatformError> {
-    let mut out = RECORD_FORMAT.to_be_bytes().to_vec();
-    postcard::to_io(v, &mut out).map_err(|e| PlatformError::Corrupt {
-        tree: what,
-        key: String::new(),
-        detail: format!("encoding: {e}"),
-    })?;
-    Ok(out)
+    enveloped(what, |out| {
+        postcard::to_io(v, out)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
 }
 
 /// Commands are JSON inside the envelope: `CommandKind` is an internally tagged enum, which
 /// postcard (not self-describing) cannot decode.
 fn encode_json<T: Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, PlatformError> {
+    enveloped(what, |out| {
+        serde_json::to_writer(out, v).map_err(|e| e.to_string())
+    })
+}
+
+/// The format header, then what `write` appends.
+fn enveloped(
+    what: &'static str,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
+) -> Result<Vec<u8>, PlatformError> {
     let mut out = RECORD_FORMAT.to_be_bytes().to_vec();
-    serde_json::to_writer(&mut out, v).map_err(|e| PlatformError::Corrupt {
+    write(&mut out).map_err(|e| PlatformError::Corrupt {
         tree: what,
         key: String::new(),
         detail: format!("encoding: {e}"),
@@ -262,21 +270,8 @@ fn decode_json<T: DeserializeOwned>(
     key: &[u8],
     bytes: &[u8],
 ) -> Result<T, PlatformError> {
-    let corrupt = |detail: String| PlatformError::Corrupt {
-        tree,
-        key: String::from_utf8_lossy(key).into_owned(),
-        detail,
-    };
-    match bytes.split_at_checked(2) {
-        Some((head, body)) if u16::from_be_bytes([head[0], head[1]]) == RECORD_FORMAT => {
-            serde_json::from_slice(body).map_err(|e| corrupt(e.to_string()))
-        }
-        Some((head, _)) => Err(corrupt(format!(
-            "record format {}, this platform reads {RECORD_FORMAT}",
-            u16::from_be_bytes([head[0], head[1]])
-        ))),
-        None => Err(corrupt("shorter than the envelope".into())),
-    }
+    let body = envelope_body(tree, key, bytes)?;
+    serde_json::from_slice(body).map_err(|e| corrupt(tree, key, e.to_string()))
 }
 
 fn decode<T: DeserializeOwned>(
@@ -284,21 +279,36 @@ fn decode<T: DeserializeOwned>(
     key: &[u8],
     bytes: &[u8],
 ) -> Result<T, PlatformError> {
-    let corrupt = |detail: String| PlatformError::Corrupt {
+    let body = envelope_body(tree, key, bytes)?;
+    postcard::from_bytes(body).map_err(|e| corrupt(tree, key, e.to_string()))
+}
+
+/// A record's bytes after the format header, once the header says this platform can read them.
+fn envelope_body<'a>(
+    tree: &'static str,
+    key: &[u8],
+    bytes: &'a [u8],
+) -> Result<&'a [u8], PlatformError> {
+    let (head, body) = bytes
+        .split_at_checked(2)
+        .ok_or_else(|| corrupt(tree, key, "shorter than the envelope".into()))?;
+    let format = u16::from_be_bytes([head[0], head[1]]);
+    if format != RECORD_FORMAT {
+        return Err(corrupt(
+            tree,
+            key,
+            format!("record format {format}, this platform reads {RECORD_FORMAT}"),
+        ));
+    }
+    Ok(body)
+}
+
+fn corrupt(tree: &'static str, key: &[u8], detail: String) -> PlatformError {
+    PlatformError::Corrupt {
         tree,
         key: String::from_utf8_lossy(key).into_owned(),
         detail,
-    };
-    let (head, body) = bytes
-        .split_at_checked(2)
-        .ok_or_else(|| corrupt("shorter than the envelope".into()))?;
-    let format = u16::from_be_bytes([head[0], head[1]]);
-    if format != RECORD_FORMAT {
-        return Err(corrupt(format!(
-            "record format {format}, this platform reads {RECORD_FORMAT}"
-        )));
     }
-    postcard::from_bytes(body).map_err(|e| corrupt(e.to_string()))
 }
 
 /// `appliance/rest`: appliance ids are ours (no `/`), so the prefix is unambiguous.
@@ -1105,6 +1115,31 @@ pub fn is_open(state: JobState) -> bool {
 mod tests {
     use super::*;
     use picket_model::{Asset, Severity};
+
+    #[test]
+    fn envelopes_round_trip_and_foreign_records_are_corrupt() {
+        let v = vec!["a".to_string(), "b".to_string()];
+        let p = encode("t", &v).unwrap_or_default();
+        let j = encode_json("t", &v).unwrap_or_default();
+        assert_eq!(decode::<Vec<String>>("t", b"k", &p).ok(), Some(v.clone()));
+        assert_eq!(decode_json::<Vec<String>>("t", b"k", &j).ok(), Some(v));
+        let detail = |r: Result<Vec<String>, PlatformError>| match r {
+            Err(PlatformError::Corrupt { tree, key, detail }) => {
+                assert_eq!((tree, key.as_str()), ("t", "k"));
+                detail
+            }
+            other => panic!("not a corrupt record: {other:?}"),
+        };
+        assert_eq!(detail(decode("t", b"k", &[0])), "shorter than the envelope");
+        assert_eq!(
+            detail(decode_json("t", b"k", &[0, 9, b'[', b']'])),
+            "record format 9, this platform reads 1"
+        );
+        assert!(
+            !detail(decode("t", b"k", &j)).is_empty(),
+            "JSON is not postcard"
+        );
+    }
 
     fn finding(i: usize) -> Finding {
         Finding {
