@@ -362,6 +362,24 @@ impl Shared {
         read(&self.link).clone()
     }
 
+    /// A report (job status, command result) the platform refused for good is recorded and
+    /// counts as delivered: retrying would not change the answer and would hold back everything
+    /// queued behind it. Other errors are returned, to be retried.
+    fn settle_report<T>(
+        &self,
+        r: Result<T, CallError>,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), CallError> {
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if is_final_refusal(&e) => {
+                self.record_error(&format!("{} refused: {e}", what()));
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn record_error(&self, msg: &str) {
         let mut e = lock(&self.errors);
         if e.len() >= MAX_RECENT_ERRORS {
@@ -1173,16 +1191,9 @@ impl Shared {
                 reason: rec.reason.clone(),
                 chunks: rec.chunks,
             };
+            // Refused for good: unknown job, stale state.
             let r = link.client.job_status(&rec.job.id, &update).await;
-            match r {
-                Ok(_) => {}
-                // Refused for good (unknown job, stale state): retrying would not change the
-                // answer and would hold back everything queued behind it.
-                Err(e) if is_final_refusal(&e) => {
-                    self.record_error(&format!("job {} status refused: {e}", rec.job.id));
-                }
-                Err(e) => return Err(e),
-            }
+            self.settle_report(r, || format!("job {} status", rec.job.id))?;
             self.contact_ok();
             let mut st = lock(&self.state);
             if let Some(cur) = st.jobs.get_mut(&rec.job.id) {
@@ -1208,13 +1219,8 @@ impl Shared {
         };
         if let Some(c) = pending_cmd {
             if let Some(result) = &c.result {
-                match link.client.command_result(&c.command.id, result).await {
-                    Ok(_) => {}
-                    Err(e) if is_final_refusal(&e) => {
-                        self.record_error(&format!("command {} result refused: {e}", c.command.id));
-                    }
-                    Err(e) => return Err(e),
-                }
+                let r = link.client.command_result(&c.command.id, result).await;
+                self.settle_report(r, || format!("command {} result", c.command.id))?;
             }
             self.contact_ok();
             let mut st = lock(&self.state);
