@@ -105,6 +105,26 @@ async fn admin_get<T: serde::de::DeserializeOwned>(tp: &TestPlatform, path: &str
     ans.json().unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// An enrollment request with this code and CSR, as is; the answer's status and body.
+async fn enroll_raw(tp: &TestPlatform, code: &str, csr_pem: &str) -> (u16, String) {
+    let mut c = tp.plain().await;
+    let ans = c
+        .post_json(
+            "/api/v1/enroll",
+            &[],
+            &picket_model::api::EnrollRequest {
+                code: code.into(),
+                csr_pem: csr_pem.into(),
+                sealing_key: "00".repeat(32),
+                hostname: "h".into(),
+                picket_version: "0".into(),
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (ans.status, String::from_utf8_lossy(&ans.body).into_owned())
+}
+
 /// Reports a job's state as the appliance connected on `c`; the answer's status code.
 async fn job_status(c: &mut Conn, job: &str, update: &JobStatusUpdate) -> u16 {
     c.post_json(&format!("/api/v1/appliance/jobs/{job}/status"), &[], update)
@@ -159,43 +179,18 @@ async fn enrollment_and_code_rules() {
     assert_eq!(api_error(&body).error, "code_expired");
 
     // A wrong code is refused before the CSR is even looked at (no signing work for strangers).
-    let mut c = tp.plain().await;
-    let ans = c
-        .post_json(
-            "/api/v1/enroll",
-            &[],
-            &picket_model::api::EnrollRequest {
-                code: "ZZZZ-ZZZZ-ZZZZ-ZZZZ".into(),
-                csr_pem: "junk".into(),
-                sealing_key: "00".repeat(32),
-                hostname: "h".into(),
-                picket_version: "0".into(),
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(ans.status, 401, "{}", String::from_utf8_lossy(&ans.body));
+    let (status, body) = enroll_raw(&tp, "ZZZZ-ZZZZ-ZZZZ-ZZZZ", "junk").await;
+    assert_eq!(status, 401, "{body}");
 
     // A broken CSR does not burn the code.
     let good = tp.code(None).await;
-    let mut c = tp.plain().await;
-    let ans = c
-        .post_json(
-            "/api/v1/enroll",
-            &[],
-            &picket_model::api::EnrollRequest {
-                code: good.clone(),
-                csr_pem:
-                    "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
-                        .into(),
-                sealing_key: "00".repeat(32),
-                hostname: "h".into(),
-                picket_version: "0".into(),
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(ans.status, 400, "{}", String::from_utf8_lossy(&ans.body));
+    let (status, body) = enroll_raw(
+        &tp,
+        &good,
+        "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
     let (status, _, _) = tp.try_enroll(&good).await;
     assert_eq!(status, 200, "the code survives a bad CSR");
 
