@@ -671,11 +671,9 @@ impl Client {
                         truncated = true;
                         break;
                     }
-                    let n = read_some(&mut conn, &mut chunk, url).await?;
-                    if n == 0 {
+                    if !read_more(&mut conn, &mut chunk, &mut raw, url).await? {
                         break;
                     }
-                    raw.extend_from_slice(&chunk[..n]);
                 }
             }
             Framing::Chunked => {
@@ -698,11 +696,9 @@ impl Client {
                         truncated = true;
                         break;
                     }
-                    let n = read_some(&mut conn, &mut chunk, url).await?;
-                    if n == 0 {
+                    if !read_more(&mut conn, &mut chunk, &mut raw, url).await? {
                         break;
                     }
-                    raw.extend_from_slice(&chunk[..n]);
                 }
             }
         }
@@ -736,15 +732,20 @@ enum Retry {
     Fatal(WebscanError),
 }
 
-async fn read_some(
+/// Appends one read (at most `chunk`'s size) to `raw`; false at the end of the stream.
+async fn read_more(
     conn: &mut Conn,
     chunk: &mut [u8],
+    raw: &mut Vec<u8>,
     url: &str,
-) -> std::result::Result<usize, Retry> {
-    conn.io
+) -> std::result::Result<bool, Retry> {
+    let n = conn
+        .io
         .read(chunk)
         .await
-        .map_err(|e| Retry::Fatal(WebscanError::io("read from", url, &e)))
+        .map_err(|e| Retry::Fatal(WebscanError::io("read from", url, &e)))?;
+    raw.extend_from_slice(chunk.get(..n).unwrap_or_default());
+    Ok(n > 0)
 }
 
 fn timeout(url: &str, limit: Duration) -> WebscanError {
