@@ -765,16 +765,14 @@ impl Shared {
                 let hosts = crate::report::json::net_report_value(&report)
                     .map(|v| v.get("hosts").cloned().unwrap_or_default())
                     .map_err(|e| e.to_string())?;
-                let results = ScanResults {
-                    scan_id: scan_id.to_owned(),
-                    job_id: Some(job.id.clone()),
-                    kind: ScanKind::Net,
-                    started_at: report.scan.started_at.clone(),
-                    finished_at: report.scan.finished_at.clone(),
-                    targets: report.scan.targets.clone(),
-                    findings: report.findings.clone(),
-                    report_part: Some(bounded_part(serde_json::json!({ "hosts": hosts }))),
-                };
+                let results = job_results(
+                    scan_id,
+                    job,
+                    ScanKind::Net,
+                    &report.scan,
+                    report.findings.clone(),
+                    serde_json::json!({ "hosts": hosts }),
+                );
                 Ok((results, Some(StoredScan::Net(report))))
             }
             ScanKind::Host => self.execute_host(job, scan_id).await,
@@ -870,18 +868,14 @@ impl Shared {
             stats: outcome.stats,
             warnings: outcome.warnings,
         };
-        let results = ScanResults {
-            scan_id: scan_id.to_owned(),
-            job_id: Some(job.id.clone()),
-            kind: ScanKind::Web,
-            started_at: report.scan.started_at.clone(),
-            finished_at: report.scan.finished_at.clone(),
-            targets: report.scan.targets.clone(),
-            findings: report.findings.iter().map(|f| f.to_finding()).collect(),
-            report_part: Some(bounded_part(
-                serde_json::json!({ "web": serde_json::to_value(&report.web).unwrap_or_default() }),
-            )),
-        };
+        let results = job_results(
+            scan_id,
+            job,
+            ScanKind::Web,
+            &report.scan,
+            report.findings.iter().map(|f| f.to_finding()).collect(),
+            serde_json::json!({ "web": serde_json::to_value(&report.web).unwrap_or_default() }),
+        );
         Ok((results, Some(StoredScan::Web(report))))
     }
 
@@ -1014,16 +1008,14 @@ impl Shared {
                 v
             })
             .collect();
-        let results = ScanResults {
-            scan_id: scan_id.to_owned(),
-            job_id: Some(job.id.clone()),
-            kind: ScanKind::Host,
-            started_at: report.scan.started_at.clone(),
-            finished_at: report.scan.finished_at.clone(),
-            targets: report.scan.targets.clone(),
-            findings: report.findings.iter().map(|f| f.to_finding()).collect(),
-            report_part: Some(bounded_part(serde_json::json!({ "hosts": hosts }))),
-        };
+        let results = job_results(
+            scan_id,
+            job,
+            ScanKind::Host,
+            &report.scan,
+            report.findings.iter().map(|f| f.to_finding()).collect(),
+            serde_json::json!({ "hosts": hosts }),
+        );
         Ok((results, Some(StoredScan::Host(report))))
     }
 
@@ -1741,6 +1733,28 @@ pub(crate) fn recent_jobs(store: &Store) -> Result<Vec<crate::status::JobLine>, 
 /// Largest report part sent with chunk 0; a bigger one (a huge network) is replaced by a note, so
 /// the chunk stays under the platform's body cap. The findings are never cut.
 const MAX_REPORT_PART: usize = 4 * 1024 * 1024;
+
+/// What a job's scan uploads: the scan as its report describes it, its findings, and the
+/// kind-specific part (bounded).
+fn job_results(
+    scan_id: &str,
+    job: &Job,
+    kind: ScanKind,
+    meta: &picket_model::ScanMeta,
+    findings: Vec<picket_model::Finding>,
+    part: Value,
+) -> ScanResults {
+    ScanResults {
+        scan_id: scan_id.to_owned(),
+        job_id: Some(job.id.clone()),
+        kind,
+        started_at: meta.started_at.clone(),
+        finished_at: meta.finished_at.clone(),
+        targets: meta.targets.clone(),
+        findings,
+        report_part: Some(bounded_part(part)),
+    }
+}
 
 fn bounded_part(v: Value) -> String {
     let text = v.to_string();
