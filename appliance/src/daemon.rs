@@ -463,6 +463,25 @@ impl Shared {
     }
 
     /// Writes a job record; on failure keeps the change in memory and notes the trouble.
+    /// Puts a job in a new state, to be reported to the platform, and persists it (a failed
+    /// write is recorded by `persist_job`; the state in memory stands).
+    fn settle_job(
+        &self,
+        rec: &mut JobRecord,
+        state: JobState,
+        reason: String,
+        next_run: Option<i64>,
+        now: i64,
+    ) {
+        rec.state = state;
+        rec.reason = Some(reason);
+        rec.next_run = next_run;
+        rec.report_pending = true;
+        rec.updated = now;
+        let store = lock(&self.store);
+        let _ = self.persist_job(&store, rec);
+    }
+
     fn persist_job(&self, store: &Store, rec: &JobRecord) -> Result<(), AppError> {
         match store.state_put(StateTree::Jobs, &job_key(&rec.job.id), rec) {
             Ok(()) => Ok(()),
@@ -1022,15 +1041,9 @@ impl Shared {
     fn finish_failed(&self, st: &mut State, job_id: &str, reason: String) {
         let now = now_unix();
         if let Some(rec) = st.jobs.get_mut(job_id) {
-            rec.state = JobState::Failed;
-            rec.reason = Some(reason);
-            rec.next_run = rec.job.every_secs.map(|e| now + e as i64);
             rec.resumes = 0;
-            rec.report_pending = true;
-            rec.updated = now;
-            let rec = rec.clone();
-            let store = lock(&self.store);
-            let _ = self.persist_job(&store, &rec);
+            let next_run = rec.job.every_secs.map(|e| now + e as i64);
+            self.settle_job(rec, JobState::Failed, reason, next_run, now);
         }
         self.metrics.jobs_failed.fetch_add(1, Ordering::Relaxed);
     }
@@ -1103,26 +1116,14 @@ impl Shared {
             }
             RunOutcome::Stopped => {
                 if let Some(rec) = st.jobs.get_mut(job_id) {
-                    rec.state = JobState::Accepted;
-                    rec.reason = Some("daemon stopped during the run; runs again at start".into());
-                    rec.next_run = Some(now);
-                    rec.report_pending = true;
-                    rec.updated = now;
-                    let rec = rec.clone();
-                    let store = lock(&self.store);
-                    let _ = self.persist_job(&store, &rec);
+                    let reason = "daemon stopped during the run; runs again at start".into();
+                    self.settle_job(rec, JobState::Accepted, reason, Some(now), now);
                 }
             }
             RunOutcome::Cancelled => {
                 if let Some(rec) = st.jobs.get_mut(job_id) {
-                    rec.state = JobState::Cancelled;
-                    rec.reason = Some("cancelled by the platform".into());
-                    rec.next_run = None;
-                    rec.report_pending = true;
-                    rec.updated = now;
-                    let rec = rec.clone();
-                    let store = lock(&self.store);
-                    let _ = self.persist_job(&store, &rec);
+                    let reason = "cancelled by the platform".into();
+                    self.settle_job(rec, JobState::Cancelled, reason, None, now);
                 }
                 self.metrics.jobs_failed.fetch_add(1, Ordering::Relaxed);
             }
@@ -1342,13 +1343,7 @@ impl Shared {
             )
         };
         let free = lock(&self.store).free_bytes().unwrap_or(0);
-        let mut warnings = Vec::new();
-        if let Some(t) = lock(&self.store_trouble).clone() {
-            warnings.push(t);
-        }
-        if self.kek.source().is_generated() {
-            warnings.push(format!("secrets at rest: {}", self.kek.source().describe()));
-        }
+        let warnings = self.warnings();
         api::Heartbeat {
             picket_version: picket_model::PICKET_VERSION.to_owned(),
             hostname: enroll::hostname(),
@@ -1469,14 +1464,8 @@ impl Shared {
         let now = now_unix();
         match st.jobs.get_mut(job_id) {
             Some(rec) if rec.state != JobState::Cancelled => {
-                rec.state = JobState::Cancelled;
-                rec.reason = Some("cancelled by the platform".into());
-                rec.next_run = None;
-                rec.report_pending = true;
-                rec.updated = now;
-                let rec = rec.clone();
-                let store = lock(&self.store);
-                let _ = self.persist_job(&store, &rec);
+                let reason = "cancelled by the platform".into();
+                self.settle_job(rec, JobState::Cancelled, reason, None, now);
                 ok(&format!("job {job_id}: cancelled"))
             }
             Some(_) => ok(&format!("job {job_id}: already cancelled")),
@@ -1676,11 +1665,8 @@ impl Shared {
         }
     }
 
-    fn status(&self) -> crate::status::StatusReport {
-        let link = self.link();
-        let st = lock(&self.state);
-        let mut jobs: Vec<&JobRecord> = st.jobs.values().collect();
-        jobs.sort_by_key(|r| std::cmp::Reverse(r.updated));
+    /// What the heartbeat and `status` warn about: store trouble, generated secrets.
+    fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         if let Some(t) = lock(&self.store_trouble).clone() {
             warnings.push(t);
@@ -1688,6 +1674,15 @@ impl Shared {
         if self.kek.source().is_generated() {
             warnings.push(format!("secrets at rest: {}", self.kek.source().describe()));
         }
+        warnings
+    }
+
+    fn status(&self) -> crate::status::StatusReport {
+        let link = self.link();
+        let st = lock(&self.state);
+        let mut jobs: Vec<&JobRecord> = st.jobs.values().collect();
+        jobs.sort_by_key(|r| std::cmp::Reverse(r.updated));
+        let warnings = self.warnings();
         crate::status::StatusReport {
             enrolled: link.is_some(),
             appliance_id: link
