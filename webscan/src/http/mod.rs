@@ -307,6 +307,18 @@ impl Client {
         Instant::now() >= self.cfg.deadline
     }
 
+    /// Past the deadline, a request counted in `sent` is given back (it will not be sent) and
+    /// the deadline error returned.
+    fn give_back_if_late(&self) -> Result<()> {
+        if self.past_deadline() {
+            self.sent.fetch_sub(1, Ordering::SeqCst);
+            return Err(WebscanError::Deadline {
+                secs: self.cfg.deadline_secs,
+            });
+        }
+        Ok(())
+    }
+
     /// Waits for a rate slot for traffic that is not an HTTP request (TLS probes), so the rate
     /// limit covers it too.
     pub async fn pace(&self) -> RateTicket {
@@ -456,13 +468,7 @@ impl Client {
                 limit: self.cfg.max_requests,
             });
         }
-        if self.past_deadline() {
-            // Counted above but never sent.
-            self.sent.fetch_sub(1, Ordering::SeqCst);
-            return Err(WebscanError::Deadline {
-                secs: self.cfg.deadline_secs,
-            });
-        }
+        self.give_back_if_late()?;
         let _permit = self
             .inflight
             .acquire()
@@ -471,13 +477,7 @@ impl Client {
                 secs: self.cfg.deadline_secs,
             })?;
         let _ticket = self.rate.acquire().await;
-        if self.past_deadline() {
-            // Counted above but never sent.
-            self.sent.fetch_sub(1, Ordering::SeqCst);
-            return Err(WebscanError::Deadline {
-                secs: self.cfg.deadline_secs,
-            });
-        }
+        self.give_back_if_late()?;
         let raw = self.raw_request(req);
         let host = host_header(&req.url);
         let bytes = raw.encode(&host);
