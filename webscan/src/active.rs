@@ -786,6 +786,20 @@ fn delay_ok(measured: Duration, wanted: Duration) -> bool {
 }
 
 /// Sends `template` with `{d}` = d, 0 and 2d seconds; true when the delays follow.
+/// A time-based finding's evidence is its timings (the response itself shows nothing): they
+/// replace the probe's body.
+fn timing_evidence(
+    run: &PointRun<'_>,
+    probe: &mut Probe,
+    (t1, t0, t2): (Duration, Duration, Duration),
+) {
+    probe.resp.body = format!(
+        "response times: {:.2} s with the delay, {:.2} s without, {:.2} s with twice the delay (baseline {:.2} s)",
+        t1.as_secs_f64(), t0.as_secs_f64(), t2.as_secs_f64(), run.base.elapsed.as_secs_f64()
+    )
+    .into_bytes();
+}
+
 async fn time_confirmed(
     run: &PointRun<'_>,
     template: &str,
@@ -827,13 +841,8 @@ async fn sqli_time(run: &PointRun<'_>) -> bool {
     ));
     templates.push(format!("{o}' AND sleep({{d}}) AND '1'='1"));
     for t in templates {
-        if let Some((probe, t1, t0, t2)) = time_confirmed(run, &t).await {
-            let mut probe = probe;
-            probe.resp.body = format!(
-                "response times: {:.2} s with the delay, {:.2} s without, {:.2} s with twice the delay (baseline {:.2} s)",
-                t1.as_secs_f64(), t0.as_secs_f64(), t2.as_secs_f64(), run.base.elapsed.as_secs_f64()
-            )
-            .into_bytes();
+        if let Some((mut probe, t1, t0, t2)) = time_confirmed(run, &t).await {
+            timing_evidence(run, &mut probe, (t1, t0, t2));
             run.report(
                 &finding::SQLI,
                 &probe,
@@ -890,11 +899,7 @@ async fn cmdi_time(run: &PointRun<'_>) -> bool {
     for (pre, post) in [(";", ""), ("$(", ")"), ("';", ";'")] {
         let t = format!("{o}{pre}sleep {{d}}{post}");
         if let Some((mut probe, t1, t0, t2)) = time_confirmed(run, &t).await {
-            probe.resp.body = format!(
-                "response times: {:.2} s with the delay, {:.2} s without, {:.2} s with twice the delay (baseline {:.2} s)",
-                t1.as_secs_f64(), t0.as_secs_f64(), t2.as_secs_f64(), run.base.elapsed.as_secs_f64()
-            )
-            .into_bytes();
+            timing_evidence(run, &mut probe, (t1, t0, t2));
             run.report(
                 &finding::CMDI,
                 &probe,
