@@ -336,12 +336,7 @@ impl EnrollAnswer {
         let mut secrets = StateBatch::new();
         secrets.put(SECRET_DEVICE_KEY.as_bytes(), &device)?;
         secrets.put(SECRET_SEALING_KEY.as_bytes(), &sealing)?;
-        let mut ident = StateBatch::new();
-        ident.put(KEY_IDENTITY, &identity)?;
-        store.state_apply_all(vec![
-            (StateTree::Secrets, secrets),
-            (StateTree::Settings, ident),
-        ])?;
+        save_identity(store, &identity, secrets)?;
         Ok(EnrollOutcome {
             appliance_id: self.resp.appliance_id,
             platform_url: identity.platform_url,
@@ -382,13 +377,20 @@ pub fn store_renewal(
         SECRET_DEVICE_KEY.as_bytes(),
         &kek.seal(SECRET_DEVICE_KEY, device_key.expose())?,
     )?;
+    save_identity(store, &identity, secrets)?;
+    Ok(identity)
+}
+
+/// Writes the identity and the secrets that go with it in one transaction: a certificate is
+/// never stored without its key.
+fn save_identity(store: &Store, identity: &Identity, secrets: StateBatch) -> Result<(), AppError> {
     let mut ident = StateBatch::new();
-    ident.put(KEY_IDENTITY, &identity)?;
+    ident.put(KEY_IDENTITY, identity)?;
     store.state_apply_all(vec![
         (StateTree::Secrets, secrets),
         (StateTree::Settings, ident),
     ])?;
-    Ok(identity)
+    Ok(())
 }
 
 /// notBefore of the first certificate of a PEM, RFC 3339.
