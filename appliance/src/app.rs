@@ -354,11 +354,7 @@ fn scan_net(cli: &Cli, args: &NetArgs) -> Result<u8, AppError> {
         Some(b) => Arc::new(b.clone()),
         None => Arc::new(picket_netscan::scan::NoProgress),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(AppError::Runtime)?;
+    let runtime = scan_runtime()?;
     let outcome = runtime.block_on(net_scan_report(&cfg, progress));
     drop(runtime);
     if let Some(b) = &bar {
@@ -377,6 +373,15 @@ fn scan_net(cli: &Cli, args: &NetArgs) -> Result<u8, AppError> {
 
     save_then_emit(cli, &state_dir, &id, StoredScan::Net(report), &bytes)?;
     Ok(status)
+}
+
+/// The runtime of a scan run from the command line: two workers, the machine's budget.
+pub(crate) fn scan_runtime() -> Result<tokio::runtime::Runtime, AppError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(AppError::Runtime)
 }
 
 /// Saves a scan's report in the store, then writes its rendering `bytes`. When the save fails

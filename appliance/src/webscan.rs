@@ -106,11 +106,7 @@ pub fn scan_web(cli: &Cli, args: &WebArgs) -> Result<u8, AppError> {
     drop(Store::open_waiting(&state_dir, LOCK_WAIT)?);
     let started = report::now_utc();
     let id = report::scan_id(started);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(AppError::Runtime)?;
+    let runtime = crate::app::scan_runtime()?;
     let bar = (!cli.quiet && std::io::stderr().is_terminal()).then(BarProgress::new);
     let progress: Arc<dyn picket_netscan::Progress> = match &bar {
         Some(b) => Arc::new(b.clone()),
