@@ -881,14 +881,26 @@ fn access(state_dir: &Path) -> Result<Access, String> {
         Err(StoreError::Locked { .. }) => {}
         Err(e) => return Err(e.to_string()),
     }
-    if crate::control::socket_path(state_dir).exists() {
-        return Ok(Access::Daemon);
-    }
-    match Store::open_waiting(state_dir, crate::app::LOCK_WAIT) {
-        Ok(store) => Ok(Access::Store(Box::new(store))),
-        Err(e) => Err(e.to_string()),
+    // Locked and no socket yet: either a short-lived picket holds the store, or the daemon is
+    // starting (it takes the lock seconds before its socket exists; ~5 s on an emulated appliance).
+    // Wait for whichever comes first, bounded.
+    let deadline = std::time::Instant::now() + DAEMON_START_WAIT;
+    loop {
+        if crate::control::socket_path(state_dir).exists() {
+            return Ok(Access::Daemon);
+        }
+        match Store::open_waiting(state_dir, Duration::ZERO) {
+            Ok(store) => return Ok(Access::Store(Box::new(store))),
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
     }
 }
+
+/// How long the console waits for a locked store to be freed or for the daemon's socket to appear.
+const DAEMON_START_WAIT: Duration = Duration::from_secs(20);
 
 fn ask_daemon(state_dir: &Path, req: &Request) -> Result<Response, String> {
     crate::control::request(state_dir, req).map_err(|e| e.to_string())

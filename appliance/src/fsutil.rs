@@ -6,13 +6,15 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory is written,
 /// synced and renamed over `path`, then the directory is synced so the rename itself is durable.
 ///
-/// `mode` is the permission of a newly created file (the rename keeps the temporary's mode).
+/// `mode` is the file's exact permission: it is set after creation, because the process umask
+/// narrows the creation mode (under a unit's `UMask=0077`, networkd files meant to be 0644 came out
+/// 0600 and systemd-networkd silently ignored them). The rename keeps the temporary's mode.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = parent_dir(path);
     let name = path
@@ -29,6 +31,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
             .truncate(true)
             .mode(mode)
             .open(&tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
@@ -102,5 +105,25 @@ mod tests {
         let target = dir.path().join("missing").join("report.json");
         assert!(write_atomic(&target, b"x", 0o600).is_err());
         assert!(!dir.path().join("missing").exists());
+    }
+
+    #[test]
+    fn the_mode_is_exact_whatever_the_umask() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("f");
+        // A umask of 0077 (as under a hardened unit) must not narrow 0644.
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+        let written = write_atomic(&path, b"x", 0o644);
+        nix::sys::stat::umask(old);
+        written.unwrap_or_else(|e| panic!("{e}"));
+        let mode = fs::metadata(&path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0);
+        assert_eq!(mode, 0o644);
+        write_atomic(&path, b"y", 0o600).unwrap_or_else(|e| panic!("{e}"));
+        let mode = fs::metadata(&path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0);
+        assert_eq!(mode, 0o600);
     }
 }
