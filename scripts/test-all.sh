@@ -44,11 +44,14 @@ set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 # The web test apps' ground truth (every planted vulnerability exploitable by hand, every look-alike
-# safe) and the benchmark's finding-to-manifest mapping: loopback only, Debian's python3.
+# safe) and the benchmark's finding-to-manifest mapping: loopback only, Debian's python3. The
+# selftest needs root (its command-injection endpoints run under `unshare -n`).
 echo "test-all: webscan/testapp/selftest.py and bench/webscan_compare_test.py" >&2
-/usr/bin/python3 webscan/testapp/selftest.py 2>&1 | tee -a "$log"
-pstatus=${PIPESTATUS[0]}
-if [ "$pstatus" -ne 0 ] && [ "$status" -eq 0 ]; then status=$pstatus; fi
+if [ "$netns" = 1 ]; then
+    /usr/bin/python3 webscan/testapp/selftest.py 2>&1 | tee -a "$log"
+    pstatus=${PIPESTATUS[0]}
+    if [ "$pstatus" -ne 0 ] && [ "$status" -eq 0 ]; then status=$pstatus; fi
+fi
 /usr/bin/python3 -m unittest bench/webscan_compare_test.py 2>&1 | tee -a "$log"
 pstatus=${PIPESTATUS[0]}
 if [ "$pstatus" -ne 0 ] && [ "$status" -eq 0 ]; then status=$pstatus; fi
