@@ -15,12 +15,32 @@ import tempfile
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+# A click that submits a form or follows a link returns before the next page has loaded
+# (chromedriver does not wait for navigation), so every step after one waits for an element
+# or address of the next page. Generous, because CI machines can be slow under load.
+WAIT_SECS = 30
 
 
 def check(cond, what):
     if not cond:
         raise AssertionError(what)
+
+
+def wait_for_id(driver, element_id, after):
+    try:
+        return WebDriverWait(driver, WAIT_SECS).until(EC.presence_of_element_located((By.ID, element_id)))
+    except Exception as err:
+        raise AssertionError(f"after {after}: no #{element_id} within {WAIT_SECS} s at {driver.current_url}") from err
+
+
+def wait_for_url(driver, suffix, after):
+    try:
+        WebDriverWait(driver, WAIT_SECS).until(lambda d: d.current_url.endswith(suffix))
+    except Exception as err:
+        raise AssertionError(f"after {after}: not at ...{suffix} within {WAIT_SECS} s but at {driver.current_url}") from err
 
 
 def main():
@@ -53,7 +73,8 @@ def main():
         check(driver.current_url.endswith("/console/login"), f"not redirected to login: {driver.current_url}")
         driver.find_element(By.ID, "token").send_keys(token)
         driver.find_element(By.ID, "login").click()
-        check(driver.current_url.endswith("/console"), f"login did not land on the fleet: {driver.current_url}")
+        wait_for_url(driver, "/console", "login")
+        wait_for_id(driver, "fleet", "login")
 
         cookies = {c["name"]: c for c in driver.get_cookies()}
         session = cookies.get("picket_session")
@@ -68,7 +89,7 @@ def main():
         driver.save_screenshot(os.path.join(out_dir, "console-fleet.png"))
 
         driver.find_element(By.LINK_TEXT, appliance).click()
-        detail = driver.find_element(By.ID, "detail").text
+        detail = wait_for_id(driver, "detail", "following the appliance link").text
         check("lab-appliance" in detail, f"detail page lacks the hostname: {detail}")
 
         driver.get(url + "/console/findings?appliance=" + appliance)
@@ -83,13 +104,18 @@ def main():
         driver.find_element(By.ID, "job-targets").send_keys("198.18.0.0/24")
         driver.find_element(By.ID, "job-ports").send_keys("22,80,443")
         driver.find_element(By.ID, "job-create").click()
-        created = driver.find_element(By.ID, "created").text
+        created = wait_for_id(driver, "created", "creating the job").text
         check(created.startswith("Job job-"), f"no creation notice: {created}")
         job_id = created.split()[1]
         jobs = driver.find_element(By.ID, "jobs").text
         check(job_id in jobs and "pending" in jobs, f"new job not listed as pending: {jobs}")
         driver.save_screenshot(os.path.join(out_dir, "console-jobs.png"))
         print(f"JOB_ID={job_id}")
+    except Exception:
+        # What the browser showed when a step failed, for the person reading the CI log.
+        driver.save_screenshot(os.path.join(out_dir, "console-failure.png"))
+        print(f"failed at {driver.current_url}; page source:\n{driver.page_source[:4000]}", file=sys.stderr)
+        raise
     finally:
         driver.quit()
 
