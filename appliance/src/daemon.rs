@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -455,6 +455,22 @@ impl Shared {
     }
 
     /// Sleeps `d` unless shut down; returns false on shutdown.
+    /// After a failed platform call: count it, keep it for `picket status`, and wait the next
+    /// backoff step. False when the daemon is shutting down meanwhile.
+    async fn retry_after(
+        &self,
+        step: &str,
+        err: &CallError,
+        errors: &AtomicU64,
+        backoff: &mut Backoff,
+    ) -> bool {
+        errors.fetch_add(1, Ordering::Relaxed);
+        self.record_error(&format!("{step}: {err}"));
+        let w = backoff.next_wait();
+        tracing::warn!("{step} failed ({err}); retrying in {} ms", w.as_millis());
+        self.pause(w).await
+    }
+
     async fn pause(&self, d: Duration) -> bool {
         tokio::select! {
             () = self.shutdown.cancelled() => false,
@@ -558,11 +574,8 @@ impl Shared {
                     self.handle_poll(resp).await;
                 }
                 Err(e) => {
-                    self.metrics.poll_errors.fetch_add(1, Ordering::Relaxed);
-                    self.record_error(&format!("poll: {e}"));
-                    let w = backoff.next_wait();
-                    tracing::warn!("poll failed ({e}); retrying in {} ms", w.as_millis());
-                    if !self.pause(w).await {
+                    let errors = &self.metrics.poll_errors;
+                    if !self.retry_after("poll", &e, errors, &mut backoff).await {
                         return;
                     }
                 }
@@ -1157,11 +1170,8 @@ impl Shared {
                     }
                 }
                 Err(e) => {
-                    self.metrics.upload_errors.fetch_add(1, Ordering::Relaxed);
-                    self.record_error(&format!("upload: {e}"));
-                    let w = backoff.next_wait();
-                    tracing::warn!("upload failed ({e}); retrying in {} ms", w.as_millis());
-                    if !self.pause(w).await {
+                    let errors = &self.metrics.upload_errors;
+                    if !self.retry_after("upload", &e, errors, &mut backoff).await {
                         return;
                     }
                 }

@@ -10,7 +10,7 @@
 use crate::error::{Result, WebscanError};
 use crate::html;
 use crate::http::{Request, Response};
-use crate::inject::form_encode;
+use crate::inject::encode_pairs;
 use crate::{Ctx, LoginConfig};
 use std::sync::atomic::{AtomicU64, Ordering};
 use url::Url;
@@ -129,11 +129,7 @@ impl Auth {
             Some(a) if !a.is_empty() => self.url.join(a).map_err(|e| fail(e.to_string()))?,
             _ => self.url.clone(),
         };
-        let body = fields
-            .iter()
-            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
+        let body = encode_pairs(&fields);
         let mut req = Request::get(action.clone());
         if form.method == "GET" {
             let mut u = action.clone();

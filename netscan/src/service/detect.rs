@@ -433,10 +433,23 @@ async fn run_parallel(ctx: &Ctx, transport: Transport, probes: &[Probe]) -> Outc
 // ---------------------------------------------------------------------------------------------
 // TLS
 
-/// Accepts every certificate: we inspect certificates, we do not trust them.
+/// Accepts every certificate: we inspect certificates, we do not trust them. Shared with the web
+/// scanner, whose `--insecure` mode tests apps behind internal or self-signed certificates.
 #[derive(Debug)]
-struct AcceptAnyCertificate {
+pub struct AcceptAnyCertificate {
     schemes: Vec<SignatureScheme>,
+}
+
+impl AcceptAnyCertificate {
+    /// Advertises every signature scheme `provider` can verify, so that no server is refused
+    /// for choosing one we would not have checked anyway.
+    pub fn for_provider(provider: &rustls::crypto::CryptoProvider) -> Self {
+        Self {
+            schemes: provider
+                .signature_verification_algorithms
+                .supported_schemes(),
+        }
+    }
 }
 
 impl ServerCertVerifier for AcceptAnyCertificate {
@@ -481,15 +494,13 @@ fn tls_config() -> Option<Arc<ClientConfig>> {
         .get_or_init(|| {
             let mut provider = rustls::crypto::ring::default_provider();
             provider.cipher_suites = rustls::crypto::ring::ALL_CIPHER_SUITES.to_vec();
-            let schemes = provider
-                .signature_verification_algorithms
-                .supported_schemes();
+            let verifier = AcceptAnyCertificate::for_provider(&provider);
             let config = ClientConfig::builder_with_provider(Arc::new(provider))
                 .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
                 .map_err(|e| tracing::warn!("TLS configuration failed: {e}"))
                 .ok()?
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate { schemes }))
+                .with_custom_certificate_verifier(Arc::new(verifier))
                 .with_no_client_auth();
             Some(Arc::new(config))
         })
