@@ -871,16 +871,22 @@ impl Shared {
         };
         let started = crate::report::now_utc();
         // The web scanner's future is not Send (a thread-local RNG across awaits): it runs on a
-        // blocking thread with a runtime of its own. Cancelling the job abandons the result; the
-        // scan itself ends at its deadline (the job's timeout), as the scanner bounds itself.
+        // blocking thread with a runtime of its own. This future is dropped when the job is
+        // cancelled, times out or the daemon stops; the guard then cancels `stop`, and the scan
+        // is dropped on its thread at its next await, so no request is sent after a cancel.
+        let stop = tokio_util::sync::CancellationToken::new();
+        let _stop_on_drop = stop.clone().drop_guard();
         let handle = tokio::task::spawn_blocking(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())?;
-            let r = rt
-                .block_on(picket_webscan::run(&cfg))
-                .map_err(|e| e.to_string());
+            let r = rt.block_on(async {
+                tokio::select! {
+                    r = picket_webscan::run(&cfg) => r.map_err(|e| e.to_string()),
+                    () = stop.cancelled() => Err("web scan stopped".to_owned()),
+                }
+            });
             rt.shutdown_timeout(Duration::from_millis(200));
             r
         });

@@ -1637,6 +1637,57 @@ fn a_web_job_logs_in_with_its_sealed_password_and_lands_whole() {
     );
     let stats: Value = serde_json::from_slice(&stats.stdout).unwrap_or_default();
     assert!(stats["logins"].as_u64().unwrap_or(0) >= 1, "{stats}");
+
+    // A cancelled web job stops sending requests at once (the scanner runs on a thread of its
+    // own; dropping the job must stop it there too, not at the job's timeout).
+    let requests = || -> u64 {
+        let out = output(
+            command(
+                Some(&ns.0),
+                Path::new("curl"),
+                &["-sS", &format!("http://127.0.0.1:{admin}/stats")],
+            ),
+            "curl stats",
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["requests"].as_u64().unwrap_or(0)
+    };
+    let slow = serde_json::json!({
+        "appliance_id": app,
+        "kind": "web",
+        "targets": [base],
+        "options": {
+            "ports": null, "udp_ports": null, "exclude": [], "no_service": false, "sudo": false,
+            "max_rps": 5, "max_requests": 3000,
+        },
+        "every_secs": null,
+        "timeout_secs": 600,
+        "credentials": null,
+    });
+    let v = p.call("POST", "/api/v1/jobs", Some(&slow));
+    let slow_id = v["job"]["id"].as_str().unwrap_or_default().to_owned();
+    let before = requests();
+    wait_until(
+        "the slow web scan to send requests",
+        Duration::from_secs(60),
+        || requests() >= before + 10,
+    );
+    let c = p.command(
+        &app,
+        serde_json::json!({"type": "cancel_job", "job_id": slow_id}),
+    );
+    assert_eq!(p.command_result(&app, &c)["ok"], true);
+    let v = p.wait_job(&slow_id, Duration::from_secs(60));
+    assert_eq!(v["state"], "cancelled", "{v}");
+    let at_cancel = requests();
+    std::thread::sleep(Duration::from_secs(3));
+    let later = requests();
+    // At 5 requests/s a scan left running would send ~15 more in these 3 s.
+    assert!(
+        later <= at_cancel + 2,
+        "the cancelled web scan went on: {at_cancel} requests at the cancel, {later} 3 s later"
+    );
+
     a.stop();
     assert_eq!(ids(&a.local_findings(&scan), ""), remote);
 }
