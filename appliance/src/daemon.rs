@@ -860,6 +860,9 @@ impl Shared {
             login,
             max_rps: o.max_rps,
             max_requests: o.max_requests.unwrap_or(defaults.max_requests),
+            // The scope guard checked the start host's addresses; every connection is checked
+            // again on the address it uses (redirects, a second DNS answer).
+            allowed_nets: self.cfg().scope(),
             scan_timeout: defaults.scan_timeout.min(Duration::from_secs(
                 if job.timeout_secs == 0 {
                     self.cfg().scan.default_timeout_secs
@@ -991,6 +994,8 @@ impl Shared {
             connect_timeout: Duration::from_secs(10),
             host_timeout: Duration::from_secs(120),
             max_output_bytes: host::DEFAULT_MAX_OUTPUT_BYTES,
+            // Checked again on the addresses the connection uses (a second DNS answer).
+            allowed_nets: self.cfg().scope(),
         };
         let started = crate::report::now_utc();
         let clock = Instant::now();

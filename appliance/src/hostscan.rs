@@ -165,6 +165,8 @@ pub fn scan_host(cli: &Cli, args: &HostArgs) -> Result<u8, AppError> {
         connect_timeout: Duration::from_secs(args.connect_timeout),
         host_timeout: Duration::from_secs(args.host_timeout),
         max_output_bytes: host::DEFAULT_MAX_OUTPUT_BYTES,
+        // Ad hoc use: the operator named the hosts; the daemon sets its scope here.
+        allowed_nets: Vec::new(),
     };
     let results = runtime.block_on(run_fleet(
         &targets,

@@ -70,6 +70,11 @@ pub enum NetscanError {
     #[error("invalid scan configuration: {0}")]
     Config(String),
 
+    /// A name resolved to an address outside the networks the scan may reach (the appliance's
+    /// scope): nothing was sent to it.
+    #[error("{host} resolves to {addr}, outside the scan scope; refusing to connect")]
+    OutOfScope { host: String, addr: IpAddr },
+
     /// A host-scan target is not `ssh://USER@HOST[:PORT]`.
     #[error("malformed SSH target {target:?}: {reason} (expected ssh://USER@HOST[:PORT])")]
     BadSshTarget { target: String, reason: String },

@@ -83,6 +83,9 @@ pub struct WebScanConfig {
     pub passive_only: bool,
     /// Base delay of the time-based checks.
     pub time_delay: Duration,
+    /// Networks the scan may connect to, checked on every connection's resolved address
+    /// (the daemon sets its scope); empty: any.
+    pub allowed_nets: Vec<ipnet::IpNet>,
 }
 
 impl Default for WebScanConfig {
@@ -113,6 +116,7 @@ impl Default for WebScanConfig {
             insecure_tls: false,
             passive_only: false,
             time_delay: Duration::from_millis(1500),
+            allowed_nets: Vec::new(),
         }
     }
 }
@@ -408,6 +412,7 @@ pub async fn run_with_progress(
         deadline_secs: cfg.scan_timeout.as_secs(),
         insecure_tls: cfg.insecure_tls,
         extra_headers: cfg.headers.clone(),
+        allowed_nets: cfg.allowed_nets.clone(),
     })?);
     for (k, v) in &cfg.cookies {
         client.set_cookie(k, v);

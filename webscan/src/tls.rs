@@ -15,7 +15,6 @@ use picket_netscan::service::tls::{client_hello, parse_server_flight, version_na
 use rand::Rng;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Most bytes read of a server's first flight.
 const MAX_FLIGHT: usize = 64 * 1024;
@@ -24,7 +23,7 @@ const MAX_FLIGHT: usize = 64 * 1024;
 async fn accepted(host: &str, port: u16, version: u16, ctx: &Ctx) -> Option<u16> {
     let _t = ctx.client.pace().await;
     let fut = async {
-        let mut s = TcpStream::connect((host, port)).await.ok()?;
+        let mut s = ctx.client.tcp_connect(host, port).await.ok()?;
         let sni = host.parse::<std::net::IpAddr>().is_err().then_some(host);
         s.write_all(&client_hello(version, sni, rand::thread_rng().gen()))
             .await

@@ -20,6 +20,7 @@ fn config(max_requests: u64) -> ClientConfig {
         deadline_secs: 60,
         insecure_tls: false,
         extra_headers: Vec::new(),
+        allowed_nets: Vec::new(),
     }
 }
 
@@ -137,4 +138,53 @@ async fn a_huge_head_slowloris_and_garbage_are_typed_errors() {
         c.send(&Request::get(url)).await,
         Err(WebscanError::Protocol { .. })
     ));
+}
+
+/// With allowed networks set (the daemon's scope), an address outside them is refused before
+/// any connection is made, and one inside is used as usual.
+#[tokio::test]
+async fn addresses_outside_the_allowed_networks_are_never_connected_to() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let l = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = l.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let seen = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    let url = Url::parse(&format!("http://{addr}/")).unwrap_or_else(|e| panic!("{e}"));
+
+    let mut cfg = config(10);
+    cfg.allowed_nets = vec!["198.18.0.0/15".parse().unwrap_or_else(|e| panic!("{e:?}"))];
+    let outside = Client::new(cfg).unwrap_or_else(|e| panic!("{e}"));
+    match outside.send(&Request::get(url.clone())).await {
+        Err(WebscanError::Io { reason, .. }) => assert!(
+            reason.contains("127.0.0.1") && reason.contains("outside the scan scope"),
+            "{reason}"
+        ),
+        other => panic!("expected a scope refusal, got {other:?}"),
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 0, "a connection was made");
+
+    let mut cfg = config(10);
+    cfg.allowed_nets = vec!["127.0.0.0/8".parse().unwrap_or_else(|e| panic!("{e:?}"))];
+    let inside = Client::new(cfg).unwrap_or_else(|e| panic!("{e}"));
+    let resp = inside
+        .send(&Request::get(url))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status, 200);
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }

@@ -99,6 +99,9 @@ pub struct SshOptions {
     /// Most stdout bytes read from one command; past it the host fails with
     /// [`NetscanError::SshOutputTooLarge`].
     pub max_output_bytes: usize,
+    /// When not empty, the host's resolved addresses must all lie in these networks (checked at
+    /// connect time, so a second DNS answer cannot move the scan outside the daemon's scope).
+    pub allowed_nets: Vec<ipnet::IpNet>,
 }
 
 impl SshOptions {
@@ -111,6 +114,7 @@ impl SshOptions {
             connect_timeout: Duration::from_secs(10),
             host_timeout: Duration::from_secs(120),
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            allowed_nets: Vec::new(),
         }
     }
 }
@@ -594,6 +598,27 @@ mod tests {
             ..ConfigFacts::default()
         };
         assert!(ids(&dnf_on, &[]).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_host_outside_the_allowed_networks_is_not_contacted() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.set_nonblocking(true).expect("nonblocking");
+        let port = l.local_addr().expect("addr").port();
+        let target = SshTarget::parse(&format!("ssh://scan@127.0.0.1:{port}")).expect("target");
+        let o = SshOptions {
+            allowed_nets: vec!["198.18.0.0/15".parse().expect("net")],
+            ..SshOptions::new(SshAuth::Password("x".into()), HostKeyCheck::TrustOnFirstUse)
+        };
+        match inventory(&target, &o).await {
+            Err(NetscanError::OutOfScope { host, addr }) => {
+                assert_eq!(host, "127.0.0.1");
+                assert_eq!(addr.to_string(), "127.0.0.1");
+            }
+            other => panic!("expected OutOfScope, got {other:?}"),
+        }
+        // Nothing connected: the listener has no connection waiting.
+        assert!(l.accept().is_err(), "a connection was made");
     }
 
     #[test]

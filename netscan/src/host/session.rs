@@ -296,6 +296,17 @@ async fn connect_inner(
         })?
         .take(16)
         .collect();
+    if !opts.allowed_nets.is_empty() {
+        if let Some(a) = addrs
+            .iter()
+            .find(|a| !opts.allowed_nets.iter().any(|n| n.contains(&a.ip())))
+        {
+            return Err(NetscanError::OutOfScope {
+                host: target.host.clone(),
+                addr: a.ip(),
+            });
+        }
+    }
     let mut last_err = None;
     let mut stream = None;
     for addr in &addrs {

@@ -44,6 +44,10 @@ pub struct ClientConfig {
     pub insecure_tls: bool,
     /// Headers added to every request (`--header`), after the defaults.
     pub extra_headers: Vec<(String, String)>,
+    /// When not empty, every address connected to must lie in one of these networks, checked on
+    /// the address actually used, so a second, different DNS answer (rebinding) or a redirect
+    /// cannot take the scan outside the appliance's scope. Empty: any address (ad hoc CLI use).
+    pub allowed_nets: Vec<ipnet::IpNet>,
 }
 
 /// A request of the scanner. `target` is the raw request-target; when `None` it is taken from
@@ -337,7 +341,8 @@ impl Client {
         let name = ServerName::try_from(host.clone()).map_err(|e| e.to_string())?;
         let _t = self.rate.acquire().await;
         let fut = async {
-            let tcp = TcpStream::connect((host.as_str(), port))
+            let tcp = self
+                .tcp_connect(&host, port)
                 .await
                 .map_err(|e| e.to_string())?;
             tokio_rustls::TlsConnector::from(cfg)
@@ -539,6 +544,40 @@ impl Client {
         Ok(resp)
     }
 
+    /// Resolves `host` and connects to the first address that answers. With `allowed_nets` set,
+    /// a name with any address outside them is refused before a packet is sent to it (the same
+    /// rule as the daemon's scope guard, applied again at connect time).
+    pub async fn tcp_connect(&self, host: &str, port: u16) -> std::io::Result<TcpStream> {
+        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+            .await?
+            .take(64)
+            .collect();
+        if !self.cfg.allowed_nets.is_empty() {
+            if let Some(a) = addrs
+                .iter()
+                .find(|a| !self.cfg.allowed_nets.iter().any(|n| n.contains(&a.ip())))
+            {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("{host} resolves to {}, outside the scan scope", a.ip()),
+                ));
+            }
+        }
+        let mut last = None;
+        for a in &addrs {
+            match TcpStream::connect(a).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{host} resolves to no address"),
+            )
+        }))
+    }
+
     fn take_pooled(&self, origin: &str) -> Option<Conn> {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         let i = pool.iter().position(|c| c.origin == origin)?;
@@ -549,7 +588,8 @@ impl Client {
         let host = url.host_str().unwrap_or_default();
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let port = url.port_or_known_default().unwrap_or(80);
-        let tcp = TcpStream::connect((host, port))
+        let tcp = self
+            .tcp_connect(host, port)
             .await
             .map_err(|e| WebscanError::io("connect to", url.as_str(), &e))?;
         let _ = tcp.set_nodelay(true);
