@@ -454,7 +454,6 @@ impl Shared {
         }
     }
 
-    /// Sleeps `d` unless shut down; returns false on shutdown.
     /// After a failed platform call: count it, keep it for `picket status`, and wait the next
     /// backoff step. False when the daemon is shutting down meanwhile.
     async fn retry_after(
@@ -471,6 +470,7 @@ impl Shared {
         self.pause(w).await
     }
 
+    /// Sleeps `d` unless shut down; returns false on shutdown.
     async fn pause(&self, d: Duration) -> bool {
         tokio::select! {
             () = self.shutdown.cancelled() => false,
