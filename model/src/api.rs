@@ -318,6 +318,20 @@ pub struct ApplianceView {
     pub online: bool,
     pub certificate_not_after: String,
     pub last_heartbeat: Option<Heartbeat>,
+    /// RFC 3339 of the operator's revocation: every call of the appliance is then refused
+    /// (absent while it is trusted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_reason: Option<String>,
+}
+
+/// Body of `POST /api/v1/appliances/{id}/revoke`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeAppliance {
+    /// Why (a stolen box, a decommissioned site); shown in the fleet.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

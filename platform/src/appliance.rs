@@ -183,6 +183,8 @@ pub async fn poll(
         tokio::pin!(notified);
         // Registered before looking, so a job created between the look and the wait still wakes us.
         notified.as_mut().enable();
+        // A revocation wakes the poll: it ends refused, like the appliance's next call.
+        p.store.refuse_if_revoked(&app.id)?;
         let (resp, next_due) = work_for(&p, &app.id)?;
         let now = tokio::time::Instant::now();
         if !resp.jobs.is_empty() || !resp.commands.is_empty() || now >= deadline {

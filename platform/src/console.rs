@@ -14,7 +14,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
-use picket_model::api::{CreateCode, CreateJob, JobOptions};
+use picket_model::api::{ApplianceView, CreateCode, CreateJob, JobOptions};
 use picket_model::ScanKind;
 use serde::Deserialize;
 use std::fmt::Write;
@@ -27,7 +27,7 @@ const FINDINGS_ROWS: usize = 1000;
 
 const STYLE: &str = "body{font-family:sans-serif;margin:1.5em;color:#222}\
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:.25em .5em;text-align:left}\
-th{background:#eee}nav a{margin-right:1em}.online{color:#070}.offline{color:#a00}\
+th{background:#eee}nav a{margin-right:1em}.online{color:#070}.offline{color:#a00}.revoked{color:#a00;font-weight:bold}\
 .sev-critical,.sev-high{color:#a00;font-weight:bold}.sev-medium{color:#a60}\
 form.inline{display:inline}label{display:block;margin:.3em 0}.code{font-size:1.6em;font-family:monospace}\
 .flash{background:#efe;border:1px solid #8c8;padding:.5em}";
@@ -266,8 +266,8 @@ pub async fn fleet(State(p): State<Shared>, headers: HeaderMap) -> Response {
             id = esc(&v.id),
             label = esc(v.label.as_deref().unwrap_or("")),
             host = esc(&v.hostname),
-            cls = if v.online { "online" } else { "offline" },
-            status = if v.online { "online" } else { "offline" },
+            cls = status_word(v),
+            status = status_word(v),
             seen = esc(v.last_seen.as_deref().unwrap_or("never")),
             health = esc(&health),
             cert = esc(&v.certificate_not_after),
@@ -276,6 +276,17 @@ pub async fn fleet(State(p): State<Shared>, headers: HeaderMap) -> Response {
     body.push_str("</table>");
     body.push_str(&code_form(&s));
     page("Fleet", &body)
+}
+
+/// online, offline or revoked.
+fn status_word(v: &ApplianceView) -> &'static str {
+    if v.revoked_at.is_some() {
+        "revoked"
+    } else if v.online {
+        "online"
+    } else {
+        "offline"
+    }
 }
 
 pub async fn appliance(
@@ -300,7 +311,7 @@ pub async fn appliance(
         esc(&v.id),
         esc(v.label.as_deref().unwrap_or("")),
         esc(&v.hostname),
-        if v.online { "online" } else { "offline" },
+        status_word(&v),
         esc(&v.enrolled_at),
         esc(v.last_seen.as_deref().unwrap_or("never")),
         esc(&v.certificate_not_after),
@@ -321,6 +332,17 @@ pub async fn appliance(
             h.dropped_findings,
             h.store_free_bytes,
             esc(&h.warnings.join("; ")),
+        );
+    }
+    if let Some(at) = &v.revoked_at {
+        let _ = write!(
+            body,
+            "<tr><th>Revoked</th><td id=\"revoked\">{}{}</td></tr>",
+            esc(at),
+            v.revoked_reason
+                .as_deref()
+                .map(|r| format!(": {}", esc(r)))
+                .unwrap_or_default()
         );
     }
     body.push_str("</table>");
@@ -353,8 +375,44 @@ pub async fn appliance(
         Ok(_) => {}
         Err(e) => return error_page(&e),
     }
-    let _ = s;
+    if v.revoked_at.is_none() {
+        let _ = write!(
+            body,
+            "<h2>Revoke</h2><p>A revoked appliance is refused on every call, its pending jobs \
+             fail, and its findings stay. It can only be enrolled again, with a new code.</p>\
+             <form method=\"post\" action=\"/console/appliances/{q}/revoke\">{csrf}\
+             <label>Reason <input name=\"reason\" id=\"revoke-reason\" maxlength=\"200\"></label>\
+             <button id=\"revoke\">Revoke this appliance</button></form>",
+            q = qenc(&v.id),
+            csrf = csrf_field(&s),
+        );
+    }
     page(&format!("Appliance {}", v.id), &body)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RevokeForm {
+    pub csrf: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+pub async fn revoke(
+    State(p): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<RevokeForm>,
+) -> Response {
+    if let Some(r) = form_rejected(&p, &headers, &f.csrf) {
+        return r;
+    }
+    let req = picket_model::api::RevokeAppliance {
+        reason: Some(f.reason),
+    };
+    match operator::revoke_appliance_durable(&p, &id, req).await {
+        Ok(v) => redirect(&format!("/console/appliances/{}", qenc(&v.id))),
+        Err(e) => error_page(&e),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -65,6 +65,10 @@ pub enum PlatformError {
     #[error("forbidden: {0}")]
     Forbidden(String),
 
+    /// The appliance's certificate is valid but an operator revoked the appliance.
+    #[error("appliance {appliance} was revoked at {at}; enroll it again with a new code")]
+    Revoked { appliance: String, at: String },
+
     #[error("enrollment code already used")]
     CodeUsed,
 
@@ -113,6 +117,7 @@ impl PlatformError {
             PlatformError::BadRequest(_) | PlatformError::Invalid { .. } => (400, "bad_request"),
             PlatformError::Unauthorized(_) => (401, "unauthorized"),
             PlatformError::Forbidden(_) => (403, "forbidden"),
+            PlatformError::Revoked { .. } => (403, "revoked"),
             PlatformError::CodeUsed => (409, "code_used"),
             PlatformError::CodeExpired => (410, "code_expired"),
             PlatformError::NotFound { .. } => (404, "not_found"),

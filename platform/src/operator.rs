@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 use axum::Json;
 use picket_model::api::{
     ApplianceView, Command, CreateCode, CreateCommand, CreateJob, EnrollmentCode, Job, JobState,
-    JobView, StoredFinding,
+    JobView, RevokeAppliance, StoredFinding,
 };
 use serde::Deserialize;
 
@@ -126,14 +126,15 @@ pub async fn create_code_durable(
 }
 
 pub fn appliance_views(p: &Shared) -> Result<Vec<ApplianceView>, PlatformError> {
-    Ok(p.store
+    p.store
         .appliances()?
         .iter()
         .map(|rec| {
             let (online, seen) = p.liveness(&rec.id);
-            store::appliance_view(rec, online, seen)
+            let revoked = p.store.revocation(&rec.id)?;
+            Ok(store::appliance_view(rec, revoked.as_ref(), online, seen))
         })
-        .collect())
+        .collect()
 }
 
 pub fn appliance_view(p: &Shared, id: &str) -> Result<ApplianceView, PlatformError> {
@@ -145,7 +146,60 @@ pub fn appliance_view(p: &Shared, id: &str) -> Result<ApplianceView, PlatformErr
             id: id.to_string(),
         })?;
     let (online, seen) = p.liveness(id);
-    Ok(store::appliance_view(&rec, online, seen))
+    let revoked = p.store.revocation(id)?;
+    Ok(store::appliance_view(&rec, revoked.as_ref(), online, seen))
+}
+
+/// Revokes an appliance (a stolen or decommissioned box): from the answer on, every call it makes
+/// is refused whatever certificate it presents, its open long-poll ends, its jobs still to run
+/// are failed with the reason, and its findings stay. Final: the box can only enroll again, with a
+/// new code, as a new appliance.
+pub async fn revoke_appliance_durable(
+    p: &Shared,
+    id: &str,
+    req: RevokeAppliance,
+) -> Result<ApplianceView, PlatformError> {
+    let reason = req
+        .reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    if reason.as_ref().is_some_and(|r| r.len() > 200) {
+        return Err(PlatformError::BadRequest(
+            "reason longer than 200 bytes".into(),
+        ));
+    }
+    let rec = p.store.revoke(id, reason)?;
+    let why = format!(
+        "appliance revoked{}",
+        rec.reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    );
+    for job in p.store.live_jobs_of(id)? {
+        p.store.update_job(&job.job.id, |j| {
+            if store::is_live(j) {
+                j.state = JobState::Failed;
+                j.reason = Some(why.clone());
+                j.next_run_at = None;
+                j.updated_at = store::now();
+            }
+            Ok(())
+        })?;
+    }
+    p.store.flush().await?;
+    // The open poll (if any) returns now; the next call is refused.
+    p.wake(id);
+    appliance_view(p, id)
+}
+
+pub async fn revoke_appliance(
+    State(p): State<Shared>,
+    _: Operator,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<RevokeAppliance>,
+) -> Result<Json<ApplianceView>, PlatformError> {
+    Ok(Json(revoke_appliance_durable(&p, &id, req).await?))
 }
 
 pub async fn list_appliances(
@@ -174,6 +228,7 @@ pub fn create_command(
             id: appliance_id.to_string(),
         });
     }
+    p.store.refuse_if_revoked(appliance_id)?;
     if let picket_model::api::CommandKind::UpdateConfig { toml } = &req.kind {
         if toml.len() > 64 * 1024 {
             return Err(PlatformError::BadRequest("toml longer than 64 KiB".into()));
@@ -238,6 +293,8 @@ pub fn create_job(p: &Shared, req: CreateJob) -> Result<JobView, PlatformError> 
             what: "appliance",
             id: req.appliance_id.clone(),
         })?;
+    // A revoked appliance would never collect it.
+    p.store.refuse_if_revoked(&req.appliance_id)?;
     if req.targets.is_empty() {
         return Err(PlatformError::BadRequest(
             "targets: at least one target".into(),

@@ -5,9 +5,13 @@
 //! records and typed errors.
 //!
 //! Layout of `STATE_DIR/store/` (a sled database, directory 0700). Trees:
-//! - `meta`: `schema` → [`SCHEMA_VERSION`] (a store written by a newer platform is refused).
+//! - `meta`: `schema` → [`SCHEMA_VERSION`] (a store written by a newer platform is refused; a
+//!   schema 1 store is upgraded in place, since schema 2 only adds the `revoked` tree).
 //! - `appliances`: appliance id → [`ApplianceRec`] (current and superseded certificate serials,
 //!   sealing key, last heartbeat).
+//! - `revoked`: appliance id → [`RevocationRec`] (schema 2). Written once, by compare-and-swap,
+//!   and never removed: every call of a revoked appliance is refused, whichever certificate it
+//!   presents. A tree of its own, so appliance records keep their format.
 //! - `codes`: SHA-256 of the normalised enrollment code → [`CodeRec`]. The code itself is never
 //!   stored. Consumption is a compare-and-swap, so of two concurrent enrollments with one code
 //!   exactly one wins.
@@ -46,7 +50,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use std::path::Path;
 
-pub const SCHEMA_VERSION: u16 = 1;
+pub const SCHEMA_VERSION: u16 = 2;
 const RECORD_FORMAT: u16 = 1;
 
 /// Retries of a compare-and-swap update before giving up (contention is per record and rare).
@@ -72,6 +76,13 @@ pub struct ApplianceRec {
     pub last_seen: Option<i64>,
     pub last_heartbeat: Option<Heartbeat>,
     pub last_heartbeat_at: Option<i64>,
+}
+
+/// An operator's revocation of an appliance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationRec {
+    pub revoked_at: i64,
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,6 +177,22 @@ pub struct ConsumedCode {
 #[derive(Debug)]
 struct Flusher {
     tx: std::sync::Mutex<std::sync::mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>>,
+    /// Joined on drop, so that once the last `Store` is gone the thread's handle on the database
+    /// is gone too and the same directory can be opened again at once (a restart in-process).
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        // Replacing the sender closes the channel; the thread finishes its batch and ends.
+        let (closed, _) = std::sync::mpsc::channel();
+        if let Ok(mut tx) = self.tx.lock() {
+            *tx = closed;
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Requests answered by one fsync, at most.
@@ -175,7 +202,7 @@ impl Flusher {
     fn start(db: sled::Db, bodies: std::sync::Arc<BodyLog>) -> Result<Flusher, PlatformError> {
         let (tx, rx) =
             std::sync::mpsc::channel::<tokio::sync::oneshot::Sender<Result<(), String>>>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("store-flush".into())
             .spawn(move || {
                 // Ends when every Store clone (and so the sender) is gone.
@@ -200,6 +227,7 @@ impl Flusher {
             .map_err(|e| PlatformError::io("starting the flush thread of", "store", e))?;
         Ok(Flusher {
             tx: std::sync::Mutex::new(tx),
+            thread: Some(thread),
         })
     }
 }
@@ -211,6 +239,7 @@ pub struct Store {
     flusher: std::sync::Arc<Flusher>,
     meta: sled::Tree,
     appliances: sled::Tree,
+    revoked: sled::Tree,
     codes: sled::Tree,
     jobs: sled::Tree,
     appliance_jobs: sled::Tree,
@@ -405,6 +434,7 @@ impl Store {
         let store = Store {
             meta: tree("meta")?,
             appliances: tree("appliances")?,
+            revoked: tree("revoked")?,
             codes: tree("codes")?,
             jobs: tree("jobs")?,
             appliance_jobs: tree("appliance_jobs")?,
@@ -434,7 +464,13 @@ impl Store {
                     .try_into()
                     .map(u16::from_be_bytes)
                     .unwrap_or(u16::MAX);
-                if found != SCHEMA_VERSION {
+                if found == 1 {
+                    // Schema 2 only added the `revoked` tree, opened (empty) above.
+                    store
+                        .meta
+                        .insert("schema", &SCHEMA_VERSION.to_be_bytes())
+                        .map_err(PlatformError::store("writing meta"))?;
+                } else if found != SCHEMA_VERSION {
                     return Err(PlatformError::Corrupt {
                         tree: "meta",
                         key: "schema".into(),
@@ -639,6 +675,48 @@ impl Store {
         Self::all(&self.appliances, "appliances", "listing appliances")
     }
 
+    pub fn revocation(&self, id: &str) -> Result<Option<RevocationRec>, PlatformError> {
+        Self::get(&self.revoked, "revoked", id.as_bytes())
+    }
+
+    /// The refusal every call of a revoked appliance gets.
+    pub fn refuse_if_revoked(&self, appliance_id: &str) -> Result<(), PlatformError> {
+        match self.revocation(appliance_id)? {
+            Some(r) => Err(PlatformError::Revoked {
+                appliance: appliance_id.to_owned(),
+                at: rfc3339(r.revoked_at),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Revokes a known appliance, once: a second call keeps (and returns) the first revocation.
+    /// Not flushed: callers flush before answering.
+    pub fn revoke(&self, id: &str, reason: Option<String>) -> Result<RevocationRec, PlatformError> {
+        if self.appliance(id)?.is_none() {
+            return Err(PlatformError::NotFound {
+                what: "appliance",
+                id: id.to_string(),
+            });
+        }
+        let rec = RevocationRec {
+            revoked_at: now(),
+            reason,
+        };
+        let swapped = self
+            .revoked
+            .compare_and_swap(id.as_bytes(), None::<&[u8]>, Some(encode("revoked", &rec)?))
+            .map_err(PlatformError::store("revoking an appliance"))?;
+        match swapped {
+            Ok(()) => Ok(rec),
+            Err(_) => self.revocation(id)?.ok_or_else(|| PlatformError::Corrupt {
+                tree: "revoked",
+                key: id.to_string(),
+                detail: "revocation vanished".into(),
+            }),
+        }
+    }
+
     /// Is this (verified) certificate still the appliance's? The current serial always; a
     /// superseded one until its grace period ends.
     pub fn authorize(
@@ -649,6 +727,7 @@ impl Store {
         let rec = self.appliance(appliance_id)?.ok_or_else(|| {
             PlatformError::Unauthorized(format!("unknown appliance {appliance_id}"))
         })?;
+        self.refuse_if_revoked(appliance_id)?;
         if rec.cert_serial == serial {
             return Ok(rec);
         }
@@ -1081,7 +1160,12 @@ fn tx_error(
 }
 
 /// The view an operator sees. `online` and `last_seen` come from the caller's live tracker.
-pub fn appliance_view(rec: &ApplianceRec, online: bool, last_seen: Option<i64>) -> ApplianceView {
+pub fn appliance_view(
+    rec: &ApplianceRec,
+    revoked: Option<&RevocationRec>,
+    online: bool,
+    last_seen: Option<i64>,
+) -> ApplianceView {
     let seen = match (rec.last_seen, last_seen) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
@@ -1092,9 +1176,12 @@ pub fn appliance_view(rec: &ApplianceRec, online: bool, last_seen: Option<i64>) 
         hostname: rec.hostname.clone(),
         enrolled_at: rfc3339(rec.enrolled_at),
         last_seen: seen.map(rfc3339),
-        online,
+        // A revoked appliance may still hold a poll open until it ends; it is not "online".
+        online: online && revoked.is_none(),
         certificate_not_after: rfc3339(rec.cert_not_after),
         last_heartbeat: rec.last_heartbeat.clone(),
+        revoked_at: revoked.map(|r| rfc3339(r.revoked_at)),
+        revoked_reason: revoked.and_then(|r| r.reason.clone()),
     }
 }
 
@@ -1139,6 +1226,33 @@ mod tests {
             !detail(decode("t", b"k", &j)).is_empty(),
             "JSON is not postcard"
         );
+    }
+
+    #[test]
+    fn a_schema_1_store_is_upgraded_and_a_newer_one_refused() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let set_schema = |v: u16| {
+            let store = Store::open(dir.path(), 1 << 20).unwrap_or_else(|e| panic!("{e}"));
+            store
+                .meta
+                .insert("schema", &v.to_be_bytes())
+                .unwrap_or_else(|e| panic!("{e}"));
+            store.flush_blocking().unwrap_or_else(|e| panic!("{e}"));
+        };
+        set_schema(1);
+        let store = Store::open(dir.path(), 1 << 20).unwrap_or_else(|e| panic!("{e}"));
+        let schema = store.meta.get("schema").ok().flatten().map(|v| v.to_vec());
+        assert_eq!(schema, Some(SCHEMA_VERSION.to_be_bytes().to_vec()));
+        assert_eq!(store.revocation("apl-x").ok(), Some(None));
+        drop(store);
+        set_schema(SCHEMA_VERSION + 1);
+        match Store::open(dir.path(), 1 << 20) {
+            Err(PlatformError::Corrupt { tree, detail, .. }) => {
+                assert_eq!(tree, "meta");
+                assert!(detail.contains("this platform reads 2"), "{detail}");
+            }
+            other => panic!("a newer store must be refused, got {other:?}"),
+        }
     }
 
     fn finding(i: usize) -> Finding {

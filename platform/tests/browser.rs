@@ -273,6 +273,58 @@ async fn console_sessions_csrf_csp_and_escaping() {
     let (status, _, _) = tp.try_enroll(&code).await;
     assert_eq!(status, 200);
 
+    // Revocation from the appliance page: refused without the form token, done with it; the
+    // page and the fleet then say so, and the appliance is refused.
+    let path = format!("/console/appliances/{}/revoke", e.id);
+    let ans = post_form(
+        &mut c,
+        &path,
+        Some(&cookie),
+        "csrf=wrong&reason=x".to_string(),
+    )
+    .await;
+    assert_eq!(ans.status, 403);
+    assert!(tp
+        .platform
+        .store
+        .revocation(&e.id)
+        .unwrap_or_default()
+        .is_none());
+    let detail = format!("/console/appliances/{}", e.id);
+    let ans = c
+        .get(&detail, &[("cookie", &cookie)])
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert!(String::from_utf8_lossy(&ans.body).contains("id=\"revoke\""));
+    let form = format!("csrf={csrf}&reason=%3Cb%3Edecommissioned%3C%2Fb%3E");
+    let ans = post_form(&mut c, &path, Some(&cookie), form).await;
+    assert_eq!(ans.status, 303, "{}", String::from_utf8_lossy(&ans.body));
+    assert_eq!(header(&ans, "location"), detail);
+    let ans = c
+        .get(&detail, &[("cookie", &cookie)])
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    let html = String::from_utf8_lossy(&ans.body).to_string();
+    assert!(html.contains("id=\"revoked\""), "{html}");
+    assert!(
+        html.contains("&lt;b&gt;decommissioned&lt;/b&gt;"),
+        "reason not escaped"
+    );
+    assert!(
+        !html.contains("id=\"revoke\""),
+        "the form is gone once revoked"
+    );
+    let ans = c
+        .get("/console", &[("cookie", &cookie)])
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert!(String::from_utf8_lossy(&ans.body).contains("<td class=\"revoked\">revoked</td>"));
+    let ans = ac
+        .get("/api/v1/appliance/poll?wait=0", &[])
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(ans.status, 403);
+
     // Logged out: the cookie no longer opens the console.
     let ans = post_form(
         &mut c,

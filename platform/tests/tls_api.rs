@@ -770,3 +770,172 @@ async fn idle_tls_connections_are_closed_and_connections_are_capped() {
         "{waited:?}"
     );
 }
+
+/// POST as the operator; the answer's status and body.
+async fn admin_post<T: serde::Serialize>(
+    tp: &TestPlatform,
+    path: &str,
+    body: &T,
+) -> (u16, Vec<u8>) {
+    let mut c = tp.plain().await;
+    let auth = tp.auth();
+    let ans = c
+        .post_json(path, &[("authorization", &auth)], body)
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    (ans.status, ans.body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_appliance_is_refused_everywhere_and_its_findings_stay() {
+    use picket_model::api::RevokeAppliance;
+    let tp = start(config()).await;
+    let e = tp.enroll().await;
+    let other = tp.enroll().await;
+    let mut c = tp.conn_as(&e).await;
+    let scan = "20261121T110000Z-0000beef";
+    assert_eq!(
+        upload(&mut c, &chunk(scan, None, 0, 1, 12))
+            .await
+            .1
+            .map(|r| r.stored),
+        Some(true)
+    );
+    let pending = create_job(&tp, &net_job(&e.id)).await;
+    let mut every = net_job(&e.id);
+    every.every_secs = Some(3600);
+    let scheduled = create_job(&tp, &every).await;
+
+    // A third appliance holds a long poll open: its revocation ends the poll at once.
+    let watcher = tp.enroll().await;
+    let mut wc = tp.conn_as(&watcher).await;
+    let waiter = tokio::spawn(async move {
+        let t = Instant::now();
+        let ans = wc
+            .get("/api/v1/appliance/poll?wait=30", &[])
+            .await
+            .unwrap_or_else(|err| panic!("poll: {err}"));
+        (ans.status, ans.body, t.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let reason = RevokeAppliance {
+        reason: Some("stolen from rack 12".into()),
+    };
+    let (status, body) =
+        admin_post(&tp, &format!("/api/v1/appliances/{}/revoke", e.id), &reason).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let view: ApplianceView = serde_json::from_slice(&body).unwrap_or_else(|err| panic!("{err}"));
+    let revoked_at = view
+        .revoked_at
+        .clone()
+        .unwrap_or_else(|| panic!("no revoked_at: {view:?}"));
+    assert_eq!(view.revoked_reason.as_deref(), Some("stolen from rack 12"));
+    assert!(!view.online);
+    let (status, _) = admin_post(
+        &tp,
+        &format!("/api/v1/appliances/{}/revoke", watcher.id),
+        &RevokeAppliance::default(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body, waited) = waiter.await.unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(api_error(&body).error, "revoked");
+    assert!(
+        waited < Duration::from_secs(5),
+        "the open poll ended after {waited:?}"
+    );
+
+    // Every appliance call is refused, on a new connection as on the old one.
+    let mut fresh = tp.conn_as(&e).await;
+    for conn in [&mut c, &mut fresh] {
+        let ans = conn
+            .get("/api/v1/appliance/poll?wait=0", &[])
+            .await
+            .unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(ans.status, 403);
+        let err = api_error(&ans.body);
+        assert_eq!(err.error, "revoked");
+        assert!(
+            err.detail.contains(&e.id) && err.detail.contains(&revoked_at),
+            "{}",
+            err.detail
+        );
+    }
+    let (status, _) = upload(&mut fresh, &chunk(scan, None, 0, 1, 12)).await;
+    assert_eq!(status, 403);
+    let key = device_key().unwrap_or_else(|err| panic!("{err}"));
+    let ans = fresh
+        .post_json(
+            "/api/v1/appliance/renew",
+            &[],
+            &RenewRequest {
+                csr_pem: key.csr_pem,
+            },
+        )
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(ans.status, 403, "a revoked appliance must not renew");
+
+    // Its jobs still to run failed with the reason; new jobs and commands are refused.
+    for id in [&pending.job.id, &scheduled.job.id] {
+        let v: JobView = admin_get(&tp, &format!("/api/v1/jobs/{id}")).await;
+        assert_eq!(v.state, JobState::Failed, "{v:?}");
+        assert_eq!(
+            v.reason.as_deref(),
+            Some("appliance revoked: stolen from rack 12")
+        );
+    }
+    let (status, body) = admin_post(&tp, "/api/v1/jobs", &net_job(&e.id)).await;
+    assert_eq!((status, api_error(&body).error.as_str()), (403, "revoked"));
+    let (status, _) = admin_post(
+        &tp,
+        &format!("/api/v1/appliances/{}/commands", e.id),
+        &CreateCommand {
+            kind: CommandKind::CollectDiagnostics,
+        },
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // Idempotent; unknown appliances are 404; the findings stay; others are untouched.
+    let (status, body) = admin_post(
+        &tp,
+        &format!("/api/v1/appliances/{}/revoke", e.id),
+        &RevokeAppliance::default(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let again: ApplianceView = serde_json::from_slice(&body).unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(again.revoked_at.as_deref(), Some(revoked_at.as_str()));
+    assert_eq!(again.revoked_reason.as_deref(), Some("stolen from rack 12"));
+    let (status, _) = admin_post(&tp, "/api/v1/appliances/apl-nosuch/revoke", &reason).await;
+    assert_eq!(status, 404);
+    let kept: Vec<StoredFinding> =
+        admin_get(&tp, &format!("/api/v1/findings?appliance={}", e.id)).await;
+    assert_eq!(kept.len(), 12);
+    let mut oc = tp.conn_as(&other).await;
+    poll(&mut oc, 0).await;
+    let fleet: Vec<ApplianceView> = admin_get(&tp, "/api/v1/appliances").await;
+    let revoked: Vec<&str> = fleet
+        .iter()
+        .filter(|v| v.revoked_at.is_some())
+        .map(|v| v.id.as_str())
+        .collect();
+    assert_eq!(revoked.len(), 2, "{fleet:?}");
+    assert!(revoked.contains(&e.id.as_str()) && revoked.contains(&watcher.id.as_str()));
+
+    // Durable: after a restart the appliance is still refused.
+    drop((c, fresh, oc));
+    let dir = tp.stop().await;
+    let tp = common::start_in(config(), dir).await;
+    let mut c = tp.conn_as(&e).await;
+    let ans = c
+        .get("/api/v1/appliance/poll?wait=0", &[])
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(ans.status, 403);
+    let mut oc = tp.conn_as(&other).await;
+    poll(&mut oc, 0).await;
+}

@@ -43,8 +43,18 @@ pub async fn start(config: Config) -> TestPlatform {
 }
 
 pub async fn start_in(config: Config, dir: tempfile::TempDir) -> TestPlatform {
-    let platform =
-        Arc::new(Platform::open(config, dir.path()).unwrap_or_else(|e| panic!("open: {e}")));
+    // After a stop, connection tasks still being torn down may hold the store for a moment.
+    let mut tries = 0;
+    let platform = loop {
+        match Platform::open(config.clone(), dir.path()) {
+            Ok(p) => break Arc::new(p),
+            Err(e) if tries < 100 && e.to_string().contains("in use") => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("open: {e}"),
+        }
+    };
     let server = Server::bind(platform.clone())
         .await
         .unwrap_or_else(|e| panic!("bind: {e}"));
