@@ -1626,21 +1626,8 @@ fn a_web_job_logs_in_with_its_sealed_password_and_lands_whole() {
     let id = v["job"]["id"].as_str().unwrap_or_default().to_owned();
     let (scan, remote) = finished(&p, &id, &a);
     assert!(!remote.is_empty());
-    // The app saw a successful login: the sealed password was opened on the appliance.
-    let stats = output(
-        command(
-            Some(&ns.0),
-            Path::new("curl"),
-            &["-sS", &format!("http://127.0.0.1:{admin}/stats")],
-        ),
-        "curl stats",
-    );
-    let stats: Value = serde_json::from_slice(&stats.stdout).unwrap_or_default();
-    assert!(stats["logins"].as_u64().unwrap_or(0) >= 1, "{stats}");
-
-    // A cancelled web job stops sending requests at once (the scanner runs on a thread of its
-    // own; dropping the job must stop it there too, not at the job's timeout).
-    let requests = || -> u64 {
+    // What the app counted (logins, requests), from its admin port.
+    let app_stats = || -> Value {
         let out = output(
             command(
                 Some(&ns.0),
@@ -1649,9 +1636,15 @@ fn a_web_job_logs_in_with_its_sealed_password_and_lands_whole() {
             ),
             "curl stats",
         );
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        v["requests"].as_u64().unwrap_or(0)
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
     };
+    // The app saw a successful login: the sealed password was opened on the appliance.
+    let stats = app_stats();
+    assert!(stats["logins"].as_u64().unwrap_or(0) >= 1, "{stats}");
+
+    // A cancelled web job stops sending requests at once (the scanner runs on a thread of its
+    // own; dropping the job must stop it there too, not at the job's timeout).
+    let requests = || app_stats()["requests"].as_u64().unwrap_or(0);
     let slow = serde_json::json!({
         "appliance_id": app,
         "kind": "web",
