@@ -816,6 +816,18 @@ impl Shared {
         }
     }
 
+    /// A job's credentials, opened with this appliance's sealing key (they were sealed to it).
+    fn open_credentials(&self, sealed: &api::SealedSecret) -> Result<api::JobCredentials, String> {
+        let link = self.link().ok_or("not enrolled")?;
+        let plain = link
+            .enrolled
+            .sealing_key
+            .open(sealed)
+            .map_err(|e| format!("job credentials: {e}"))?;
+        serde_json::from_slice(&plain)
+            .map_err(|e| format!("job credentials: not the expected JSON: {e}"))
+    }
+
     /// A web job: one start URL; the login form's password (if any) from the sealed credentials.
     async fn execute_web(
         &self,
@@ -829,17 +841,7 @@ impl Shared {
             ));
         };
         let password = match &job.credentials {
-            Some(sealed) => {
-                let link = self.link().ok_or("not enrolled")?;
-                let plain = link
-                    .enrolled
-                    .sealing_key
-                    .open(sealed)
-                    .map_err(|e| format!("job credentials: {e}"))?;
-                let creds: api::JobCredentials = serde_json::from_slice(&plain)
-                    .map_err(|e| format!("job credentials: not the expected JSON: {e}"))?;
-                creds.password
-            }
+            Some(sealed) => self.open_credentials(sealed)?.password,
             None => None,
         };
         let o = &job.options;
@@ -930,19 +932,11 @@ impl Shared {
         scan_id: &str,
     ) -> Result<(ScanResults, Option<StoredScan>), String> {
         use picket_netscan::host::{self, HostKeyCheck, SshAuth, SshOptions, SshTarget, Sudo};
-        let link = self.link().ok_or("not enrolled")?;
         let sealed = job
             .credentials
             .as_ref()
             .ok_or("host jobs need credentials (a password or a private key)")?;
-        let plain = link
-            .enrolled
-            .sealing_key
-            .open(sealed)
-            .map_err(|e| format!("job credentials: {e}"))?;
-        let creds: api::JobCredentials = serde_json::from_slice(&plain)
-            .map_err(|e| format!("job credentials: not the expected JSON: {e}"))?;
-        drop(plain);
+        let creds = self.open_credentials(sealed)?;
         let targets = job
             .targets
             .iter()
